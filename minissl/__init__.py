@@ -1,0 +1,35 @@
+"""minissl: exact, fast simulations of self-supervised learning in linear models.
+
+The three ways minissl answers "what does a linear SSL model learn?":
+
+* :func:`simulate` trains on the exact sample-based loss (:func:`get_loss`);
+* :mod:`minissl.landscape` descends the effective fourth-order landscape;
+* closed forms (Theorem 1 of Ziyin et al. 2023) via :func:`minissl.landscape.predict`.
+"""
+
+__version__ = "0.1.0"
+
+from . import data, landscape, metrics
+from .data import gaussian_data
+from .landscape import Landscape, effective_B, effective_landscape, paper_B, predict
+from .losses import LOSS_NAMES, Loss, get_loss
+from .train import ConvergenceWarning, SimulationResult, simulate
+
+__all__ = [
+    "__version__",
+    "data",
+    "landscape",
+    "metrics",
+    "gaussian_data",
+    "get_loss",
+    "Loss",
+    "LOSS_NAMES",
+    "Landscape",
+    "effective_B",
+    "effective_landscape",
+    "paper_B",
+    "predict",
+    "simulate",
+    "SimulationResult",
+    "ConvergenceWarning",
+]

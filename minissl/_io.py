@@ -1,0 +1,27 @@
+"""Atomic file output: write to a temporary file in the target folder, then rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one.
+
+    A failure part-way leaves no partial file behind.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

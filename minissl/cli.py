@@ -1,0 +1,281 @@
+"""The ``minissl`` command (click). Thin: parses options, calls the library, prints/writes."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+
+import click
+import numpy as np
+
+from . import __version__
+from . import _validation as V
+from ._io import atomic_write_text
+from .landscape import predict
+from .losses import LOSS_NAMES, get_loss
+from .metrics import numerical_rank, stable_rank
+from .train import ConvergenceWarning, simulate
+
+_LOSS_TITLES = {
+    "infonce": "InfoNCE (Eq. 1)",
+    "weighted": "weighted InfoNCE (Eq. 7)",
+    "beta": "beta-InfoNCE (Sec. 4.2)",
+    "scl": "spectral contrastive loss (Eq. 14)",
+    "barlow": "Barlow Twins",
+    "vicreg": "VICReg",
+}
+
+
+def _checked(fn):
+    """Wrap a _validation check as a click callback raising BadParameter."""
+
+    def callback(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return fn(param.name, value)
+        except (ValueError, TypeError) as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    return callback
+
+
+def _real(lo=None, lo_open=False, hi=None):
+    return _checked(lambda name, v: V.check_scalar(name, v, lo=lo, lo_open=lo_open, hi=hi))
+
+
+def _integer(lo):
+    return _checked(lambda name, v: V.check_int(name, v, lo=lo))
+
+
+def _float_list(name, text):
+    try:
+        vals = [float(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"{name} == {text!r}, must be comma-separated numbers, e.g. 0.5,1,2.") from None
+    arr = V.check_array(name, vals, ndim=1)
+    if arr.size == 0:
+        raise ValueError(f"{name} == {text!r}, must list at least one variance.")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} contains {arr.min()!r}, all variances must be >= 0.")
+    return arr
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="minissl")
+def main():
+    """minissl: exact simulations of self-supervised learning in linear models.
+
+    Checks the loss-landscape theory of Ziyin et al. (ICLR 2023) by training on the
+    exact loss and comparing with the effective fourth-order landscape.
+    """
+
+
+@main.command("simulate")
+@click.option("--loss", "loss_name", type=click.Choice(LOSS_NAMES), default="beta", show_default=True,
+              help="Exact SSL loss.")
+@click.option("--alpha", callback=_real(lo=0.0), type=float, default=None,
+              help="Positive-pair weight of weighted InfoNCE (Eq. 7); default 0 (NT-Xent).")
+@click.option("--beta", callback=_real(lo=0.0, lo_open=True), type=float, default=None,
+              help="Entropy weight of beta-InfoNCE (Sec. 4.2); default 0.5.")
+@click.option("--negatives", type=click.Choice(["view1", "both"]), default="view1", show_default=True,
+              help="Negatives of the InfoNCE family / SCL: other samples' first views (Eq. 1) or both views.")
+@click.option("--lam", callback=_real(lo=0.0), type=float, default=None,
+              help="Barlow Twins off-diagonal weight (default 5e-3).")
+@click.option("--standardize/--raw", default=True, show_default=True,
+              help="Barlow Twins: batch-standardised or raw cross-correlation.")
+@click.option("--n", callback=_integer(2), type=int, default=256, show_default=True,
+              help="Number of clean training samples N.")
+@click.option("--dim", callback=_integer(1), type=int, default=None,
+              help="Input dimension d0 (default: number of --variances, else 5).")
+@click.option("--out-dim", callback=_integer(1), type=int, default=None, help="Output dimension d1 (default d0).")
+@click.option("--variances", callback=_checked(_float_list), default=None,
+              help="Comma-separated variances of the clean data [default: 0.5,1,2,3,4].")
+@click.option("--augmentation", type=click.Choice(["isotropic", "structured", "scale"]), default="isotropic",
+              show_default=True, help="Augmentation: N(0, sigma^2 I), sigma R xi (Sec. 4.2), or x = s x (App. F.1).")
+@click.option("--sigma", callback=_real(lo=0.0), type=float, default=1.8, show_default=True,
+              help="Augmentation strength sigma (noise std).")
+@click.option("--theta", callback=_real(lo=0.0, hi=1.0), type=float, default=0.5, show_default=True,
+              help="Structured augmentation orientation theta in [0, 1].")
+@click.option("--scale-b", callback=_real(lo=0.0, lo_open=True), type=float, default=1.0, show_default=True,
+              help="Mean of the scale factor s ~ Exp for --augmentation scale.")
+@click.option("--model", type=click.Choice(["exact", "effective"]), default="exact", show_default=True,
+              help="Train on the exact loss or descend the effective landscape.")
+@click.option("--steps", callback=_integer(1), type=int, default=2000, show_default=True)
+@click.option("--lr", callback=_real(lo=0.0, lo_open=True), type=float, default=1e-2, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="cosine", show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--noise", type=click.Choice(["fresh", "fixed"]), default="fresh", show_default=True,
+              help="New noise every step (noise-averaged loss) or one fixed augmented set.")
+@click.option("--replicates", callback=_integer(1), type=int, default=1, show_default=True,
+              help="Pairs of views per step (gradient averaged).")
+@click.option("--seed", callback=_integer(0), type=int, default=0, show_default=True)
+@click.option("--normalize/--no-normalize", default=False, show_default=True,
+              help="Normalize outputs f -> sqrt(c) f/|f|.")
+@click.option("--c", "c_norm", callback=_real(lo=0.0, lo_open=True), type=float, default=1.0, show_default=True,
+              help="Squared output norm under --normalize.")
+@click.option("--kappa", callback=_real(lo=0.0), type=float, default=None,
+              help="Normalization penalty of the effective landscape (Eq. 10); default 100 with --normalize.")
+@click.option("--bias/--no-bias", default=False, show_default=True, help="Train a bias b.")
+@click.option("--weight-decay", callback=_real(lo=0.0), type=float, default=0.0, show_default=True)
+@click.option("--rank-tol", callback=_real(lo=0.0), type=float, default=1e-3, show_default=True,
+              help="Relative tolerance of the numerical rank (eigenvalues > tol * largest).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the result as JSON to this path (atomically).")
+def simulate_cmd(loss_name, alpha, beta, negatives, lam, standardize, n, dim, out_dim, variances,
+                 augmentation, sigma, theta, scale_b, model, steps, lr, lr_schedule, optimizer, noise,
+                 replicates, seed, normalize, c_norm, kappa, bias, weight_decay, rank_tol, json_path):
+    """Train a linear model on an SSL loss and compare with the theory's prediction.
+
+    Prints the learned eigenvalues of W^T W next to the effective landscape's prediction
+    for the same empirical A0 and augmentation C, the rank and stable rank, the
+    expansion parameter u = 2 Tr[W Sigma W^T] (the theory is a small-u expansion) and
+    the convergence diagnostics.
+    """
+    if variances is None:
+        variances = np.array([0.5, 1.0, 2.0, 3.0, 4.0]) if dim is None else np.linspace(0.5, 4.0, dim)
+    elif dim is not None and dim != variances.size:
+        raise click.BadParameter(f"dim == {dim} but --variances lists {variances.size} values; they must agree.",
+                                 param_hint="'--dim'")
+    params = {"normalize": normalize, "c": c_norm, "weight_decay": weight_decay}
+    for opt, value, owners in (("alpha", alpha, ("weighted", "beta")), ("beta", beta, ("beta",)),
+                               ("lam", lam, ("barlow",))):
+        if value is not None:
+            if loss_name not in owners:
+                raise click.BadParameter(f"--{opt} applies to --loss {'/'.join(owners)}, not {loss_name!r}.",
+                                         param_hint=f"'--{opt}'")
+            params[opt] = value
+    if loss_name in ("infonce", "weighted", "beta", "scl"):
+        params["negatives"] = negatives
+    if loss_name == "barlow":
+        params["standardize"] = standardize
+    try:
+        loss = get_loss(loss_name, **params)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            res = simulate(loss, n=n, variances=variances, augmentation=augmentation, sigma=sigma,
+                           theta=theta, scale_b=scale_b, d1=out_dim, model=model, steps=steps, lr=lr,
+                           optimizer=optimizer, lr_schedule=lr_schedule, noise=noise,
+                           replicates=replicates, bias=bias, seed=seed, kappa=kappa)
+        elapsed = time.perf_counter() - t0
+    except (ValueError, TypeError) as exc:
+        raise click.UsageError(str(exc)) from None
+    except FloatingPointError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = _report(res, loss, kappa, rank_tol, elapsed, [str(w.message) for w in caught])
+    click.echo(_format(report))
+    if json_path:
+        atomic_write_text(json_path, json.dumps(report, indent=2, default=_jsonable) + "\n")
+        click.echo(f"wrote {json_path}")
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _comparable(res):
+    """Learned eigenvalues; for normalized losses rescaled so that E|f|^2 = c (scale is free)."""
+    ev = res.eigenvalues.copy()
+    if not res.loss.normalize:
+        return ev, None
+    rho = float(np.sum((res.W @ res.Sigma) * res.W)) + (0.0 if res.b is None else float(res.b @ res.b))
+    scale = res.loss.c / rho if rho > 0 else 1.0
+    return ev * scale, scale
+
+
+def _report(res, loss, kappa, rank_tol, elapsed, warns):
+    ds = res.dataset
+    learned, scale = _comparable(res)
+    pred, pred_note = None, None
+    try:
+        p = predict(loss, res.A0_model, res.C, n=ds.n, mean=res.mean_model,
+                    d1=res.W.shape[0], bias=res.b is not None, kappa=kappa, seed=0)
+        pred = p["eigenvalues"]
+        pred_note = p["method"]
+    except ValueError as exc:
+        pred_note = f"not available: {exc}"
+    Wsig = float(np.sum((res.W @ res.Sigma) * res.W)) * (1.0 if scale is None else scale)
+    out = {
+        "minissl_version": __version__,
+        "settings": res.settings,
+        "loss": repr(loss),
+        "learned_eigenvalues": learned,
+        "learned_scale_factor": scale,
+        "predicted_eigenvalues": pred,
+        "prediction_method": pred_note,
+        "prediction_models": "noise-averaged loss (noise='fresh')",
+        "rank_tol": rank_tol,
+        "learned_rank": numerical_rank(learned, rank_tol),
+        "predicted_rank": None if pred is None else numerical_rank(pred, rank_tol),
+        "learned_stable_rank": stable_rank(learned),
+        "predicted_stable_rank": None if pred is None else stable_rank(pred),
+        "expansion_u": 2.0 * Wsig,
+        "diagnostics": res.diagnostics,
+        "converged": res.converged,
+        "warnings": warns,
+        "seconds": elapsed,
+        "A0_eigenvalues": np.linalg.eigvalsh(ds.A0)[::-1],
+        "C_eigenvalues": np.linalg.eigvalsh(res.C)[::-1],
+    }
+    if pred is not None:
+        top = max(float(pred[0]), float(learned[0]), 1e-300)
+        out["max_abs_diff_rel_to_top"] = float(np.max(np.abs(learned - pred)) / top)
+    return out
+
+
+def _format(r):
+    s = r["settings"]
+    lines = []
+    title = _LOSS_TITLES[s["loss"]]
+    params = ", ".join(f"{k}={v}" for k, v in s["loss_params"].items())
+    variant = [v for v, on in (("normalized", s["normalize"]), ("bias", s["bias"]),
+                               (f"weight decay {s['weight_decay']:g}", s["weight_decay"])) if on]
+    lines.append(f"minissl simulate: {title}" + (f" [{params}]" if params else "")
+                 + (f" + {', '.join(variant)}" if variant else ""))
+    aug = s["augmentation"] + (f" sigma={s['sigma']:g}" if s["sigma"] is not None else "") + (
+        f" theta={s['theta']:g}" if s["augmentation"] == "structured" else "")
+    lines.append(f"data: N={s['n']}, d0={s['d0']} -> d1={s['d1']}, clean eigenvalues "
+                 + ", ".join(f"{v:.3g}" for v in r["A0_eigenvalues"]) + f"; augmentation {aug}")
+    lines.append(f"train: {s['model']} model, {s['optimizer']} lr={s['lr']:g} ({s['lr_schedule']}), "
+                 f"{s['steps']} steps, noise={s['noise']}, replicates={s['replicates']}, seed={s['seed']}"
+                 f"  [{r['seconds']:.1f} s]")
+    lines.append("")
+    pred = r["predicted_eigenvalues"]
+    hdr = "  i   learned eig(W^T W)   predicted     difference"
+    lines.append(hdr)
+    for i, lv in enumerate(r["learned_eigenvalues"]):
+        if pred is None:
+            lines.append(f"  {i + 1:<3} {lv:<20.5g} {'n/a':<13}")
+            continue
+        pv = pred[i]
+        top = max(pred[0], 1e-300)
+        lines.append(f"  {i + 1:<3} {lv:<20.5g} {pv:<13.5g} {(lv - pv) / top:+.3f} x top")
+    lines.append("")
+    if r["learned_scale_factor"] is not None:
+        lines.append(f"(normalized loss: W's scale is free; learned values rescaled by "
+                     f"{r['learned_scale_factor']:.4g} so that E|Wx+b|^2 = c)")
+    pr = "n/a" if r["predicted_rank"] is None else r["predicted_rank"]
+    psr = "n/a" if r["predicted_stable_rank"] is None else f"{r['predicted_stable_rank']:.3f}"
+    lines.append(f"rank (eigenvalues > {r['rank_tol']:g} x largest): learned {r['learned_rank']}, predicted {pr}")
+    lines.append(f"stable rank: learned {r['learned_stable_rank']:.3f}, predicted {psr}")
+    u = r["expansion_u"]
+    trust = "small: fourth-order theory applies" if u < 0.3 else "NOT small: expect the theory to be off"
+    lines.append(f"expansion parameter u = 2 Tr[W Sigma W^T] = {u:.3g} ({trust})")
+    lines.append(f"prediction: {r['prediction_method']}; models the {r['prediction_models']}")
+    d = r["diagnostics"]
+    lines.append(f"converged: {'yes' if r['converged'] else 'NO'} (spectral change {d['spectral_change']:.2g}"
+                 f" <= {d['spectral_tol']:g}?, mean gradient norm {d['grad_norm']:.2g}"
+                 + (f" +- {d['grad_se']:.2g}" if d["grad_se"] else "") + ")")
+    for w in r["warnings"]:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

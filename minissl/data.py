@@ -1,0 +1,271 @@
+"""Clean data, augmentations, and the population matrices ``A0`` and ``C``.
+
+Glossary (shapes used throughout minissl)
+-----------------------------------------
+``x`` : (N, d0)
+    Clean data, one sample per row (the paper's :math:`\\hat x`).
+``x1, x2`` : (N, d0)
+    Two augmented views, ``x1 = x + eps1``, ``x2 = x + eps2`` with independent noise.
+``A0`` : (d0, d0)
+    Second moment of the clean data, :math:`E[\\hat x \\hat x^T]` (Sec. 3 of Ziyin et al. 2023).
+``C`` : (d0, d0)
+    Covariance of the augmentation noise; ``Sigma = A0 + C``.
+
+The paper's losses are expectations over the augmentation noise. A simulation estimates
+them by drawing views with :meth:`Augmentation.views`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validation as V
+
+__all__ = [
+    "Dataset",
+    "gaussian_data",
+    "second_moment",
+    "covariance",
+    "Augmentation",
+    "IsotropicNoise",
+    "StructuredNoise",
+    "GaussianNoise",
+    "ScaleAugmentation",
+    "make_augmentation",
+]
+
+
+def second_moment(x):
+    """Empirical second moment ``x.T @ x / N`` (the paper's ``A0`` for a finite set)."""
+    x = V.check_array("x", x, ndim=2, min_rows=1)
+    return x.T @ x / x.shape[0]
+
+
+def covariance(x):
+    """Empirical covariance with the mean removed, normalised by ``N`` (not ``N - 1``)."""
+    x = V.check_array("x", x, ndim=2, min_rows=1)
+    xc = x - x.mean(axis=0)
+    return xc.T @ xc / x.shape[0]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A clean training set and its empirical statistics.
+
+    Attributes
+    ----------
+    x : ndarray, shape (N, d0)
+        Clean samples.
+    A0 : ndarray, shape (d0, d0)
+        Empirical second moment ``x.T @ x / N``.
+    A0_centered : ndarray, shape (d0, d0)
+        Empirical covariance (mean removed, divided by ``N``). Translation-invariant
+        losses (the InfoNCE family) see this one.
+    population : ndarray, shape (d0, d0)
+        The covariance the samples were drawn from.
+    """
+
+    x: np.ndarray
+    A0: np.ndarray
+    A0_centered: np.ndarray
+    population: np.ndarray
+
+    @property
+    def n(self):
+        return self.x.shape[0]
+
+    @property
+    def dim(self):
+        return self.x.shape[1]
+
+
+def gaussian_data(n, variances=None, cov=None, seed=0, dtype=np.float64):
+    """Draw ``n`` clean samples from a zero-mean Gaussian.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples, >= 2.
+    variances : sequence of float, optional
+        Variances of the coordinates (a diagonal covariance). Give exactly one of
+        ``variances`` and ``cov``.
+    cov : array_like, shape (d0, d0), optional
+        Full covariance, symmetric positive semi-definite.
+    seed : int or numpy.random.Generator
+        Seed; the same seed gives the same data.
+    dtype : {float64, float32}
+        dtype of the returned samples (statistics are always float64).
+
+    Returns
+    -------
+    Dataset
+    """
+    n = V.check_int("n", n, lo=2)
+    dtype = V.check_dtype("dtype", dtype)
+    if (variances is None) == (cov is None):
+        raise ValueError("give exactly one of variances= and cov=.")
+    if variances is not None:
+        var = V.check_array("variances", variances, ndim=1, dtype=np.float64)
+        if var.size < 1:
+            raise ValueError("variances is empty, must have at least one entry (dim >= 1).")
+        if np.any(var < 0):
+            raise ValueError(f"variances contains {var.min()!r}, all entries must be >= 0.")
+        pop = np.diag(var)
+        factor = np.diag(np.sqrt(var))
+    else:
+        pop = V.check_covariance("cov", cov)
+        w, U = np.linalg.eigh(pop)
+        factor = U * np.sqrt(np.clip(w, 0.0, None))
+    rng = V.check_rng(seed)
+    z = rng.standard_normal((n, pop.shape[0]))
+    x = z @ factor.T
+    x64 = np.asarray(x, dtype=np.float64)
+    return Dataset(
+        x=np.ascontiguousarray(x, dtype=dtype),
+        A0=x64.T @ x64 / n,
+        A0_centered=covariance(x64),
+        population=pop,
+    )
+
+
+class Augmentation(abc.ABC):
+    """Base class: an augmentation draws a view of each clean sample.
+
+    Subclasses implement :meth:`sample` and :meth:`covariance`.
+    """
+
+    name = "augmentation"
+
+    @abc.abstractmethod
+    def sample(self, x, rng):
+        """Return one augmented view of the clean samples ``x`` (N, d0)."""
+
+    @abc.abstractmethod
+    def covariance(self, A0):
+        """Noise covariance ``C`` (d0, d0) for clean data with second moment ``A0``."""
+
+    def clean_moment(self, A0):
+        """Second moment of the noise-averaged view ``E[x | x_hat]``; ``A0`` for additive noise."""
+        return A0
+
+    def views(self, x, rng, replicates=1):
+        """Draw ``replicates`` pairs of independent views.
+
+        Returns
+        -------
+        x1, x2 : ndarray, shape (replicates, N, d0)
+        """
+        rng = V.check_rng(rng)
+        out1 = np.empty((replicates,) + x.shape, dtype=x.dtype)
+        out2 = np.empty_like(out1)
+        for r in range(replicates):
+            out1[r] = self.sample(x, rng)
+            out2[r] = self.sample(x, rng)
+        return out1, out2
+
+
+class GaussianNoise(Augmentation):
+    """Additive Gaussian noise ``x = x_hat + eps``, ``eps ~ N(0, C)`` with a given ``C``."""
+
+    name = "gaussian"
+
+    def __init__(self, C):
+        self.C = V.check_covariance("C", C)
+        w, U = np.linalg.eigh(self.C)
+        self._factor = U * np.sqrt(np.clip(w, 0.0, None))
+
+    def sample(self, x, rng):
+        d0 = self.C.shape[0]
+        if x.shape[1] != d0:
+            raise ValueError(f"x has shape {x.shape} but the augmentation expects d0 == {d0}.")
+        eps = rng.standard_normal(x.shape) @ self._factor.T
+        return (x + eps).astype(x.dtype, copy=False)
+
+    def covariance(self, A0=None):
+        return self.C.copy()
+
+
+class IsotropicNoise(GaussianNoise):
+    """Isotropic Gaussian noise ``eps ~ N(0, sigma^2 I)`` (Appendix A of Ziyin et al. 2023)."""
+
+    name = "isotropic"
+
+    def __init__(self, sigma, dim):
+        self.sigma = V.check_scalar("sigma", sigma, lo=0.0)
+        dim = V.check_int("dim", dim, lo=1)
+        super().__init__(self.sigma**2 * np.eye(dim))
+
+
+class StructuredNoise(GaussianNoise):
+    """Content/style noise ``x = x_hat + sigma R xi`` of Sec. 4.2 of Ziyin et al. (2023).
+
+    ``R = diag(sqrt(1 - theta) on the content block, sqrt(theta) on the style block)``,
+    ``xi ~ N(0, I)``. ``theta = 0.5`` is isotropic noise of variance ``sigma^2 / 2``,
+    ``theta = 1`` perturbs only the style (task-irrelevant) coordinates, ``theta = 0``
+    only the content. The paper's example is ``d0 = 2`` with one content coordinate.
+
+    Parameters
+    ----------
+    sigma : float, >= 0
+        Overall strength.
+    theta : float in [0, 1]
+        Orientation: the share of the variance put on the style block.
+    dim : int, >= 1
+        Input dimension ``d0``.
+    content_dims : int, optional
+        Number of leading (content) coordinates, ``0 <= content_dims <= dim``;
+        default ``dim // 2`` (1 for the paper's ``d0 = 2``).
+    """
+
+    name = "structured"
+
+    def __init__(self, sigma, theta, dim, content_dims=None):
+        self.sigma = V.check_scalar("sigma", sigma, lo=0.0)
+        self.theta = V.check_scalar("theta", theta, lo=0.0, hi=1.0)
+        dim = V.check_int("dim", dim, lo=1)
+        if content_dims is None:
+            content_dims = max(dim // 2, 0)
+        self.content_dims = V.check_int("content_dims", content_dims, lo=0, hi=dim)
+        r2 = np.full(dim, self.theta)
+        r2[: self.content_dims] = 1.0 - self.theta
+        super().__init__(self.sigma**2 * np.diag(r2))
+
+
+class ScaleAugmentation(Augmentation):
+    """Global rescaling ``x = s * x_hat``, ``s ~ Exponential(mean b)`` (Appendix F.1).
+
+    The noise is multiplicative, data dependent and non-Gaussian. Its mean view is
+    ``b * x_hat``, so the clean second moment seen by the model is ``b^2 A0`` and the
+    augmentation covariance is ``C = Var(s) A0 = b^2 A0`` (Eq. 54). The fourth-order
+    landscape of Proposition 1 assumes Gaussian noise and is only qualitative here.
+    """
+
+    name = "scale"
+
+    def __init__(self, b):
+        self.b = V.check_scalar("b", b, lo=0.0, lo_open=True)
+
+    def sample(self, x, rng):
+        s = rng.exponential(self.b, size=(x.shape[0], 1))
+        return (s * x).astype(x.dtype, copy=False)
+
+    def covariance(self, A0):
+        A0 = V.check_covariance("A0", A0)
+        return self.b**2 * A0
+
+    def clean_moment(self, A0):
+        A0 = V.check_covariance("A0", A0)
+        return self.b**2 * A0
+
+
+def make_augmentation(kind, dim, sigma=1.0, theta=0.5, content_dims=None, b=1.0):
+    """Build an augmentation by name: ``isotropic``, ``structured`` or ``scale``."""
+    V.check_choice("augmentation", kind, ("isotropic", "structured", "scale"))
+    if kind == "isotropic":
+        return IsotropicNoise(sigma, dim)
+    if kind == "structured":
+        return StructuredNoise(sigma, theta, dim, content_dims)
+    return ScaleAugmentation(b)

@@ -1,0 +1,394 @@
+"""The effective fourth-order landscape of linear SSL (Ziyin et al. 2023, Prop. 1, Eq. 3, 10).
+
+.. math::
+
+    L(W, b) = -Tr[W B W^T] + Q(W) + \\kappa (Tr[W \\Sigma W^T] + \\|b\\|^2 - c)^2
+              + \\gamma \\|W\\|_F^2
+
+with the quartic term ``Q(W) = k Tr[(W S W^T)^2]`` ("trace" form, Prop. 1 with a
+per-loss coefficient ``k``) or, for Barlow Twins on the raw cross-correlation,
+``Q(W) = sum_k G_kk^2 + lam sum_{k != l} G_kl^2`` with ``G = W A0 W^T``.
+
+The constants are derived in ``docs/errata.md`` and measured against the exact losses
+in ``tests/test_coefficients.py``; they differ from the paper's printed ones:
+
+=====================  ===============================================  ==============  =====
+loss                   B (Hessian at the origin is ``-2 B``)            S               k
+=====================  ===============================================  ==============  =====
+InfoNCE family         ``beta N / (N_neg + alpha) * v * A0c - (1 - beta) C``  ``A0c + C``  ``3 beta / 4``
+SCL                    ``2 A0``                                         ``A0 + C``      1
+Barlow (raw)           ``2 A0``                                         ``A0``          "barlow"
+VICReg                 ``var / (2 d1 sqrt(eps)) (A0u + C) - 2 inv C / d1``  (none)      (none)
+=====================  ===============================================  ==============  =====
+
+``A0c`` is the centred empirical covariance of the clean training set (divided by N),
+``A0u = N/(N-1) A0c``, ``v`` the number of views the negatives are drawn from (1 or 2),
+``N_neg = v (N - 1)``. The landscape models the *noise-averaged* loss, i.e. training
+with ``noise="fresh"``; with ``noise="fixed"`` the empirical loss has a Hessian that
+fluctuates around ``-2B`` by ``O(C / sqrt(N))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+from . import _validation as V
+
+__all__ = ["Landscape", "effective_B", "effective_landscape", "paper_B"]
+
+
+def _centered(A0, mean):
+    if mean is None:
+        return A0
+    m = V.check_array("mean", mean, ndim=1, shape=(A0.shape[0],), dtype=np.float64)
+    return A0 - np.outer(m, m)
+
+
+def effective_B(loss, A0, C, n=None, mean=None, d1=None):
+    """The matrix ``B`` of the effective landscape for an exact loss (derived, not Table 1).
+
+    ``-Tr[W B W^T]`` is the second-order term of the noise-averaged exact loss around
+    ``W = 0`` (weight decay ``gamma`` included as ``B - gamma I``).
+
+    Parameters
+    ----------
+    loss : minissl.losses.Loss
+        The exact loss (from :func:`minissl.get_loss`).
+    A0 : array_like, shape (d0, d0)
+        Empirical second moment of the clean training set.
+    C : array_like, shape (d0, d0)
+        Covariance of the augmentation noise.
+    n : int, optional
+        Training-set size N; ``None`` takes the N -> infinity limit of the N-dependent
+        factors. Required for VICReg.
+    mean : array_like, shape (d0,), optional
+        Mean of the clean training set (default 0). Translation-invariant losses see
+        the centred covariance ``A0 - mean mean^T``.
+    d1 : int, optional
+        Output dimension; required for VICReg (its terms are averaged over d1).
+
+    Returns
+    -------
+    ndarray, shape (d0, d0)
+
+    Raises
+    ------
+    ValueError
+        For losses without an expansion at the origin (normalized outputs; Barlow
+        Twins with batch standardisation), see Notes.
+
+    Notes
+    -----
+    For the InfoNCE family every pair in the denominator (positive or negative) has a
+    noise difference of covariance ``2C``, so the augmentation terms of the energy and
+    of the repulsion cancel *exactly* for any ``alpha``: the paper's ``A0 - (1-alpha)
+    C / N`` (Eq. 8, Table 1) is not what Eq. (7) gives, and beta-InfoNCE has
+    ``beta A0 - (1-beta) C``, not ``A0 - (1-beta) C`` (Sec. 4.2). See docs/errata.md.
+    """
+    A0 = V.check_covariance("A0", A0)
+    C = V.check_covariance("C", C, dim=A0.shape[0])
+    n = V.check_int("n", n, lo=2, allow_none=True)
+    gamma = loss.weight_decay
+    eye = np.eye(A0.shape[0])
+    if loss.normalize:
+        raise ValueError(
+            "normalize=True: the normalized loss is scale invariant and has no expansion at "
+            "W = 0; use effective_landscape(..., kappa=...) which models normalization by "
+            "the penalty of Eq. (10) with the unnormalized loss's B."
+        )
+    name = loss.name
+    if name in ("infonce", "weighted", "beta"):
+        alpha, beta = loss.alpha, loss.beta
+        views = 2 if loss.params["negatives"] == "both" else 1
+        factor = 1.0 if n is None else views * n / (views * (n - 1) + alpha)
+        B = beta * factor * _centered(A0, mean) - (1.0 - beta) * C
+    elif name == "scl":
+        B = 2.0 * A0
+    elif name == "barlow":
+        if loss.params["standardize"]:
+            raise ValueError(
+                "barlow with standardize=True is invariant to rescaling each output "
+                "dimension and has no expansion at W = 0; use standardize=False (raw "
+                "cross-correlation), for which B = 2 A0."
+            )
+        B = 2.0 * A0
+    elif name == "vicreg":
+        if n is None or d1 is None:
+            raise ValueError("vicreg: effective_B needs n= (batch size) and d1= (output dimension).")
+        p = loss.params
+        Au = n / (n - 1) * _centered(A0, mean)
+        B = p["var"] / (2.0 * d1 * np.sqrt(p["eps"])) * (Au + C) - 2.0 * p["inv"] / d1 * C
+    else:  # pragma: no cover - get_loss validates names
+        raise ValueError(f"loss {name!r} has no effective B.")
+    return B - gamma * eye
+
+
+def paper_B(loss, A0, C, n=None):
+    """``B`` as printed in the paper (Eq. 6, 8, 15, Sec. 4.2, Table 1), for comparison.
+
+    InfoNCE ``A0``; weighted ``A0 - (1 - alpha) C / N``; beta-InfoNCE
+    ``A0 - (1 - beta) C``; SCL ``2 C`` (Eq. 15); Barlow Twins ``A0 + C`` (Table 1);
+    weight decay ``- gamma I``. These are *not* the true constants; see docs/errata.md.
+    """
+    A0 = V.check_covariance("A0", A0)
+    C = V.check_covariance("C", C, dim=A0.shape[0])
+    eye = np.eye(A0.shape[0])
+    name = loss.name
+    if name == "infonce":
+        B = A0.copy()
+    elif name == "weighted":
+        if n is None:
+            raise ValueError("weighted: paper_B needs n= (dataset size).")
+        B = A0 - (1.0 - loss.alpha) * C / n
+    elif name == "beta":
+        B = A0 - (1.0 - loss.beta) * C
+    elif name == "scl":
+        B = 2.0 * C
+    elif name == "barlow":
+        B = A0 + C
+    else:
+        raise ValueError(f"the paper prints no B for {name!r}.")
+    return B - loss.weight_decay * eye
+
+
+@dataclass
+class Landscape:
+    """The effective landscape ``L(W, b)`` (see the module docstring).
+
+    Attributes
+    ----------
+    B : ndarray (d0, d0)
+        Quadratic matrix (weight decay already folded in by :func:`effective_landscape`).
+    S : ndarray (d0, d0)
+        Matrix of the quartic term.
+    k : float
+        Quartic coefficient of the "trace" form.
+    Sigma : ndarray (d0, d0)
+        ``A0 + C``, used by the normalization penalty ``rho = Tr[W Sigma W^T]``.
+    kappa, c : float
+        Normalization penalty strength and target (Eq. 10); ``kappa = 0`` disables it.
+    quartic : {"trace", "barlow"}
+    lam : float
+        Off-diagonal weight of the "barlow" quartic.
+    """
+
+    B: np.ndarray
+    S: np.ndarray
+    k: float = 1.0
+    Sigma: np.ndarray | None = None
+    kappa: float = 0.0
+    c: float = 1.0
+    quartic: str = "trace"
+    lam: float = 1.0
+
+    def __post_init__(self):
+        self.B = V.check_array("B", self.B, ndim=2, dtype=np.float64)
+        d0 = self.B.shape[0]
+        if self.B.shape != (d0, d0) or np.max(np.abs(self.B - self.B.T), initial=0.0) > 1e-10 * max(1.0, np.max(np.abs(self.B))):
+            raise ValueError(f"B has shape {self.B.shape}, must be a symmetric square matrix.")
+        self.S = V.check_covariance("S", self.S, dim=d0)
+        self.Sigma = self.S.copy() if self.Sigma is None else V.check_covariance("Sigma", self.Sigma, dim=d0)
+        self.k = V.check_scalar("k", self.k, lo=0.0, lo_open=True)
+        self.kappa = V.check_scalar("kappa", self.kappa, lo=0.0)
+        self.c = V.check_scalar("c", self.c, lo=0.0, lo_open=True)
+        V.check_choice("quartic", self.quartic, ("trace", "barlow"))
+        self.lam = V.check_scalar("lam", self.lam, lo=0.0)
+
+    @property
+    def dim(self):
+        return self.B.shape[0]
+
+    def _check(self, W, b):
+        W = V.check_array("W", W, ndim=2, dtype=np.float64)
+        if W.shape[1] != self.dim:
+            raise ValueError(f"W has shape {W.shape} but the landscape expects d0 == {self.dim} columns.")
+        if b is not None:
+            b = V.check_array("b", b, ndim=1, shape=(W.shape[0],), dtype=np.float64)
+        return W, b
+
+    def value_and_grad(self, W, b=None):
+        """Landscape value and analytic gradient.
+
+        Returns
+        -------
+        value : float
+        dW : ndarray, shape (d1, d0)
+        db : ndarray, shape (d1,) or None
+        """
+        W, b = self._check(W, b)
+        return self._value_and_grad(W, b)
+
+    def _value_and_grad(self, W, b=None):
+        WB = W @ self.B
+        value = -float(np.sum(WB * W))
+        dW = -2.0 * WB
+        WS = W @ self.S
+        G = WS @ W.T
+        if self.quartic == "trace":
+            value += self.k * float(np.sum(G * G))
+            dW += 4.0 * self.k * (G @ WS)
+        else:
+            m = np.full(G.shape, self.lam)
+            np.fill_diagonal(m, 1.0)
+            value += float(np.sum(m * G * G))
+            dW += 4.0 * ((m * G) @ WS)
+        db = None if b is None else np.zeros_like(b)
+        if self.kappa:
+            rho = float(np.sum((W @ self.Sigma) * W))
+            r = rho - self.c + (0.0 if b is None else float(b @ b))
+            value += self.kappa * r * r
+            dW += 4.0 * self.kappa * r * (W @ self.Sigma)
+            if b is not None:
+                db = 4.0 * self.kappa * r * b
+        return value, dW, db
+
+    def value(self, W, b=None):
+        """Landscape value only."""
+        return self.value_and_grad(W, b)[0]
+
+    def stationary_spectrum(self, d1):
+        """Eigenvalues of ``W^T W`` (descending, length d0) at the global minimum.
+
+        Closed form of Theorem 1 with a general quartic coefficient ``k``: with
+        ``U Lambda U^T`` the eigendecomposition of ``S^{-1/2} B S^{-1/2}``, every
+        stationary point has ``S^{1/2} W^T W S^{1/2} = U M Lambda U^T / (2k)`` and the
+        global minimum keeps the ``min(m, d1, d0)`` largest positive eigenvalues
+        (``L = -sum_M lambda_i^2 / (4k)``). Only for the "trace" quartic without the
+        normalization penalty and with ``S`` positive definite; otherwise use
+        :meth:`minimize`.
+        """
+        d1 = V.check_int("d1", d1, lo=1)
+        if self.quartic != "trace" or self.kappa:
+            raise ValueError("stationary_spectrum needs quartic='trace' and kappa == 0; use minimize().")
+        w, U = np.linalg.eigh(self.S)
+        if w[0] <= 1e-12 * max(1.0, w[-1]):
+            raise ValueError("S is singular; the closed form needs a positive definite S.")
+        Sih = (U / np.sqrt(w)) @ U.T
+        lam, P = np.linalg.eigh(Sih @ self.B @ Sih)
+        order = np.argsort(lam)[::-1]
+        lam, P = lam[order], P[:, order]
+        keep = np.zeros_like(lam)
+        kmax = min(d1, self.dim)
+        pos = np.flatnonzero(lam > 0)[:kmax]
+        keep[pos] = lam[pos]
+        H = (P * keep) @ P.T / (2.0 * self.k)
+        WtW = Sih @ H @ Sih
+        ev = np.clip(np.linalg.eigvalsh(0.5 * (WtW + WtW.T))[::-1], 0.0, None)
+        ev[ev <= 1e-12 * max(float(ev[0]), 1e-300)] = 0.0  # round-off of masked directions
+        return ev
+
+    def minimize(self, d1, bias=False, seed=0, restarts=4, init_scale=0.3, tol=1e-12,
+                 maxiter=20000):
+        """Minimise the landscape numerically (L-BFGS, analytic gradient, random restarts).
+
+        Returns
+        -------
+        W : ndarray (d1, d0)
+        b : ndarray (d1,) or None
+        value : float
+        grad_norm : float
+            Norm of the gradient at the returned point.
+        """
+        d1 = V.check_int("d1", d1, lo=1)
+        restarts = V.check_int("restarts", restarts, lo=1)
+        rng = V.check_rng(seed)
+        d0 = self.dim
+        nW = d1 * d0
+
+        def fun(p):
+            W = p[:nW].reshape(d1, d0)
+            b = p[nW:] if bias else None
+            v, gW, gb = self._value_and_grad(W, b)
+            g = gW.ravel() if not bias else np.concatenate([gW.ravel(), gb])
+            return v, g
+
+        best = None
+        for _ in range(restarts):
+            p0 = init_scale * rng.standard_normal(nW + (d1 if bias else 0))
+            res = optimize.minimize(fun, p0, jac=True, method="L-BFGS-B",
+                                    options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-12})
+            if best is None or res.fun < best.fun:
+                best = res
+        p = best.x
+        W = p[:nW].reshape(d1, d0)
+        b = p[nW:] if bias else None
+        v, gW, gb = self._value_and_grad(W, b)
+        gn = float(np.sqrt(np.sum(gW**2) + (0.0 if gb is None else np.sum(gb**2))))
+        return W, b, v, gn
+
+
+def effective_landscape(loss, A0, C, n=None, mean=None, kappa=None, d1=None):
+    """The effective landscape of an exact loss, with the constants derived in docs/errata.md.
+
+    Parameters
+    ----------
+    loss : minissl.losses.Loss
+    A0, C, n, mean : see :func:`effective_B`.
+    kappa : float, optional
+        Strength of the normalization penalty of Eq. (10). For ``loss.normalize`` it
+        models the projection ``f -> sqrt(c) f/||f||`` (default 100, approaching the
+        kappa -> infinity limit of Theorem 2); otherwise default 0.
+    d1 : int, optional
+        Output dimension (needed only by :func:`effective_B` for VICReg).
+
+    Returns
+    -------
+    Landscape
+
+    Raises
+    ------
+    ValueError
+        For VICReg and standardised Barlow Twins: their quartic terms are not of the
+        forms implemented here (VICReg's hinge expansion has radius ``~ sqrt(eps)``).
+    """
+    if loss.name == "vicreg":
+        raise ValueError(
+            "vicreg: no fourth-order landscape (the variance hinge sqrt(var + eps) expands "
+            "only for var << eps); effective_B(loss, A0, C, n=, d1=) gives its Hessian at 0."
+        )
+    A0 = V.check_covariance("A0", A0)
+    C = V.check_covariance("C", C, dim=A0.shape[0])
+    kappa = V.check_scalar("kappa", kappa, lo=0.0, allow_none=True)
+    if kappa is None:
+        kappa = 100.0 if loss.normalize else 0.0
+    base = loss
+    if loss.normalize:
+        from .losses import get_loss
+
+        base = get_loss(loss.name, weight_decay=loss.weight_decay, **loss.params)
+    B = effective_B(base, A0, C, n=n, mean=mean, d1=d1)
+    Ac = _centered(A0, mean)
+    if loss.name in ("infonce", "weighted", "beta"):
+        return Landscape(B=B, S=Ac + C, k=0.75 * loss.beta, Sigma=Ac + C, kappa=kappa, c=loss.c)
+    if loss.name == "scl":
+        return Landscape(B=B, S=A0 + C, k=1.0, Sigma=A0 + C, kappa=kappa, c=loss.c)
+    # barlow, raw cross-correlation (effective_B rejected the standardised one)
+    return Landscape(B=B, S=A0, Sigma=A0 + C, kappa=kappa, c=loss.c, quartic="barlow",
+                     lam=loss.params["lam"])
+
+
+def predict(loss, A0, C, n=None, mean=None, d1=None, bias=False, kappa=None, seed=0):
+    """The effective landscape's prediction for the spectrum of ``W^T W`` at its global minimum.
+
+    Uses the closed form of Theorem 1 (with this loss's ``k``) when it applies (trace
+    quartic, no normalization penalty), otherwise L-BFGS with random restarts.
+
+    Returns
+    -------
+    dict
+        ``eigenvalues`` (descending, length d0), ``method`` (str), ``landscape``.
+    """
+    A0 = V.check_covariance("A0", A0)
+    d1 = V.check_int("d1", A0.shape[0] if d1 is None else d1, lo=1)
+    land = effective_landscape(loss, A0, C, n=n, mean=mean, kappa=kappa, d1=d1)
+    if land.quartic == "trace" and land.kappa == 0.0:
+        ev = land.stationary_spectrum(d1)
+        method = f"closed form (Theorem 1 with k = {land.k:g})"
+    else:
+        W, b, _, _ = land.minimize(d1, bias=bias, seed=seed)
+        ev = np.clip(np.linalg.eigvalsh(W.T @ W)[::-1], 0.0, None)
+        method = "L-BFGS on the effective landscape" + (f" (kappa = {land.kappa:g})" if land.kappa else "")
+    return {"eigenvalues": ev, "method": method, "landscape": land}

@@ -1,0 +1,217 @@
+"""Exact sample-based SSL losses for a linear model ``f(x) = W x + b``.
+
+Use :func:`get_loss` to build a loss object; its :meth:`Loss.value_and_grad` returns the
+loss of one batch of paired views and its analytic gradient.
+
+Variants shared by every loss (Sec. 3.2 of Ziyin et al. 2023):
+
+* ``normalize=True``: outputs are projected to the sphere of squared radius ``c``,
+  ``f -> sqrt(c) f / ||f||`` (the norm is clamped below at ``norm_eps`` as in
+  ``torch.nn.functional.normalize``, so a zero output never produces NaN);
+* a bias ``b`` (pass ``b=`` to :meth:`Loss.value_and_grad`);
+* ``weight_decay = gamma``: ``+ gamma * ||W||_F^2`` (the bias is not decayed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validation as V
+from . import reference
+
+__all__ = ["Loss", "get_loss", "LOSS_NAMES"]
+
+LOSS_NAMES = ("infonce", "weighted", "beta", "scl", "barlow", "vicreg")
+
+# name -> (core function, {param: (default, validator)})
+_COMMON = {"normalize": False, "c": 1.0, "weight_decay": 0.0, "norm_eps": 1e-12}
+
+
+def _neg(v):
+    return V.check_choice("negatives", v, ("view1", "both"))
+
+
+_SPECS = {
+    "infonce": (reference.infonce_core, {"negatives": ("view1", _neg)}),
+    "weighted": (
+        reference.infonce_core,
+        {"alpha": (0.0, lambda v: V.check_scalar("alpha", v, lo=0.0)), "negatives": ("view1", _neg)},
+    ),
+    "beta": (
+        reference.infonce_core,
+        {
+            "beta": (0.5, lambda v: V.check_scalar("beta", v, lo=0.0, lo_open=True)),
+            "alpha": (1.0, lambda v: V.check_scalar("alpha", v, lo=0.0)),
+            "negatives": ("view1", _neg),
+        },
+    ),
+    "scl": (reference.scl_core, {"negatives": ("view1", _neg)}),
+    "barlow": (
+        reference.barlow_core,
+        {
+            "lam": (5e-3, lambda v: V.check_scalar("lam", v, lo=0.0)),
+            "standardize": (True, lambda v: V.check_bool("standardize", v)),
+            "eps": (1e-5, lambda v: V.check_scalar("eps", v, lo=0.0)),
+        },
+    ),
+    "vicreg": (
+        reference.vicreg_core,
+        {
+            "inv": (25.0, lambda v: V.check_scalar("inv", v, lo=0.0)),
+            "var": (25.0, lambda v: V.check_scalar("var", v, lo=0.0)),
+            "cov": (1.0, lambda v: V.check_scalar("cov", v, lo=0.0)),
+            "gamma": (1.0, lambda v: V.check_scalar("gamma", v, lo=0.0, lo_open=True)),
+            "eps": (1e-4, lambda v: V.check_scalar("eps", v, lo=0.0, lo_open=True)),
+        },
+    ),
+}
+
+
+class Loss:
+    """An exact SSL loss on a linear model, with analytic gradients (NumPy reference).
+
+    Build it with :func:`get_loss`. Attributes ``name`` and ``params`` (the loss's own
+    parameters, e.g. ``alpha``, ``beta``) and ``normalize``, ``c``, ``weight_decay``
+    describe it fully.
+    """
+
+    def __init__(self, name, core, params, normalize=False, c=1.0, weight_decay=0.0,
+                 norm_eps=1e-12):
+        self.name = name
+        self._core = core
+        self.params = dict(params)
+        self.normalize = V.check_bool("normalize", normalize)
+        self.c = V.check_scalar("c", c, lo=0.0, lo_open=True)
+        self.weight_decay = V.check_scalar("weight_decay", weight_decay, lo=0.0)
+        self.norm_eps = V.check_scalar("norm_eps", norm_eps, lo=0.0, lo_open=True)
+        kw = dict(self.params)
+        if name == "infonce":
+            kw.update(alpha=1.0, beta=1.0)
+        elif name == "weighted":
+            kw.update(beta=1.0)
+        self._core_kwargs = kw
+
+    # the InfoNCE family is invariant to translations of the output
+    @property
+    def translation_invariant(self):
+        return self.name in ("infonce", "weighted", "beta", "vicreg") or (
+            self.name == "barlow" and self.params["standardize"]
+        )
+
+    @property
+    def alpha(self):
+        """Positive-pair weight of the InfoNCE family (None for other losses)."""
+        return self._core_kwargs.get("alpha")
+
+    @property
+    def beta(self):
+        """Entropy weight of the InfoNCE family (None for other losses)."""
+        return self._core_kwargs.get("beta")
+
+    def __repr__(self):
+        extra = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        var = f"normalize={self.normalize}, c={self.c}, weight_decay={self.weight_decay}"
+        return f"Loss({self.name!r}{', ' + extra if extra else ''}, {var})"
+
+    def _forward(self, z):
+        if not self.normalize:
+            return z, None
+        nrm = np.maximum(np.sqrt((z * z).sum(1, keepdims=True)), self.norm_eps)
+        u = z / nrm
+        return np.sqrt(self.c) * u, (u, nrm)
+
+    def _backward(self, g, cache):
+        if cache is None:
+            return g
+        u, nrm = cache
+        return np.sqrt(self.c) / nrm * (g - u * (g * u).sum(1, keepdims=True))
+
+    def value_and_grad(self, W, x1, x2, b=None):
+        """Loss of one batch of paired views and its gradient.
+
+        Parameters
+        ----------
+        W : array_like, shape (d1, d0)
+            Weights; float64 by default, float32 is kept as float32.
+        x1, x2 : array_like, shape (N, d0)
+            The two views, row ``i`` of each coming from clean sample ``i``; N >= 2.
+        b : array_like, shape (d1,), optional
+            Bias; ``f(x) = x @ W.T + b``.
+
+        Returns
+        -------
+        value : float
+            The loss averaged over anchors (plus weight decay).
+        dW : ndarray, shape (d1, d0)
+        db : ndarray, shape (d1,) or None
+            ``None`` when ``b`` is None.
+        """
+        W, x1, x2, b = V.check_matrix_pair(W, x1, x2, b)
+        return self._value_and_grad(W, x1, x2, b)
+
+    def _value_and_grad(self, W, x1, x2, b=None):
+        """As :meth:`value_and_grad` without argument checks (for inner loops)."""
+        z1 = x1 @ W.T
+        z2 = x2 @ W.T
+        if b is not None:
+            z1 = z1 + b
+            z2 = z2 + b
+        y1, c1 = self._forward(z1)
+        y2, c2 = self._forward(z2)
+        value, g1, g2 = self._core(y1, y2, **self._core_kwargs)
+        g1 = self._backward(g1, c1)
+        g2 = self._backward(g2, c2)
+        dW = g1.T @ x1 + g2.T @ x2
+        db = None if b is None else g1.sum(0) + g2.sum(0)
+        if self.weight_decay:
+            value += self.weight_decay * float((W * W).sum())
+            dW = dW + 2.0 * self.weight_decay * W
+        return value, dW.astype(W.dtype, copy=False), (None if db is None else db.astype(W.dtype, copy=False))
+
+    def value(self, W, x1, x2, b=None):
+        """The loss value only (see :meth:`value_and_grad`)."""
+        return self.value_and_grad(W, x1, x2, b)[0]
+
+
+def get_loss(name, **params):
+    """Build an exact SSL loss by name.
+
+    Parameters
+    ----------
+    name : {"infonce", "weighted", "beta", "scl", "barlow", "vicreg"}
+        ``infonce``: Eq. (1) of Ziyin et al. (2023). ``weighted``: Eq. (7), param
+        ``alpha`` (default 0, the paper's NT-Xent). ``beta``: beta-InfoNCE of Sec. 4.2,
+        param ``beta`` (default 0.5) and ``alpha`` (default 1). ``scl``: spectral
+        contrastive loss, Eq. (14). ``barlow``: Barlow Twins, params ``lam`` (5e-3),
+        ``standardize`` (True), ``eps`` (1e-5). ``vicreg``: VICReg, params ``inv``,
+        ``var``, ``cov`` (25, 25, 1), ``gamma`` (1), ``eps`` (1e-4).
+        The InfoNCE family and SCL also take ``negatives`` ("view1" or "both").
+    **params
+        The loss's own parameters and the common ones: ``normalize`` (bool, default
+        False), ``c`` (squared output norm under normalization, default 1),
+        ``weight_decay`` (default 0), ``norm_eps`` (default 1e-12).
+
+    Returns
+    -------
+    Loss
+
+    Examples
+    --------
+    >>> import numpy as np, minissl
+    >>> loss = minissl.get_loss("beta", beta=0.5)
+    >>> rng = np.random.default_rng(0)
+    >>> W = rng.normal(size=(2, 3)); x1 = rng.normal(size=(8, 3)); x2 = x1 + 0.1
+    >>> value, dW, db = loss.value_and_grad(W, x1, x2)
+    >>> dW.shape, db is None
+    ((2, 3), True)
+    """
+    V.check_choice("name", name, LOSS_NAMES)
+    core, spec = _SPECS[name]
+    unknown = set(params) - set(spec) - set(_COMMON)
+    if unknown:
+        allowed = ", ".join(sorted(set(spec) | set(_COMMON)))
+        bad = sorted(unknown)[0]
+        raise TypeError(f"get_loss({name!r}) got an unknown parameter {bad!r}; allowed: {allowed}.")
+    own = {k: check(params.get(k, default)) for k, (default, check) in spec.items()}
+    common = {k: params.get(k, default) for k, default in _COMMON.items()}
+    return Loss(name, core, own, **common)

@@ -1,0 +1,371 @@
+"""Full-batch training of a linear SSL model on an exact loss or on its effective landscape.
+
+Noise modes
+-----------
+``noise="fresh"`` (default)
+    New augmentation noise every step: stochastic gradient descent on the
+    noise-averaged loss (the paper's Eq. 1, an expectation over the noise). Its
+    stationary points are the ones the effective landscape (:mod:`minissl.landscape`)
+    models.
+``noise="fixed"``
+    One finite augmented dataset drawn once: deterministic descent on the empirical
+    loss, the reading of Eq. (2) "for a fixed set of noises". Its Hessian at the origin
+    differs from the noise-averaged one by ``O(C / sqrt(N))``, so stationary points and
+    collapse thresholds differ at finite N.
+
+``replicates=R`` averages the gradient over R independent pairs of views per step
+(fresh: new each step; fixed: R pairs drawn once), which leaves the expectation
+unchanged and divides the gradient-noise variance by R.
+
+Convergence diagnostics (reported with every result)
+----------------------------------------------------
+* ``grad_norm``: norm of the full gradient at the final weights. With fresh noise this
+  is the norm of the mean of ``check_draws`` independent stochastic gradients, with
+  its standard error ``grad_se``; the mean gradient counts as zero when
+  ``grad_norm <= grad_tol`` or ``grad_norm <= 3 * grad_se``.
+* ``spectral_change``: drift of the eigenvalues of ``W^T W``: the mean spectrum over the
+  last ``window / 2`` steps minus the mean over the ``window / 2`` steps before, largest
+  absolute entry divided by ``lambda_1`` (window means, so that the step-to-step jitter
+  of fresh noise is not mistaken for drift; default window: 10% of the run).
+* ``converged`` requires both; otherwise a :class:`ConvergenceWarning` is issued.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _validation as V
+from .data import Augmentation, Dataset, gaussian_data, make_augmentation
+from .landscape import effective_landscape
+from .losses import Loss, get_loss
+from .metrics import spectrum
+
+__all__ = ["simulate", "SimulationResult", "ConvergenceWarning", "Adam", "SGD"]
+
+
+class ConvergenceWarning(UserWarning):
+    """A training run ended before its convergence diagnostics were met."""
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) on a list of arrays; ``beta1=0.9, beta2=0.999, eps=1e-8``."""
+
+    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr, self.b1, self.b2, self.eps = lr, beta1, beta2, eps
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+        self.t = 0
+
+    def step(self, params, grads, lr):
+        self.t += 1
+        c1 = 1.0 - self.b1**self.t
+        c2 = 1.0 - self.b2**self.t
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            m *= self.b1
+            m += (1.0 - self.b1) * g
+            v *= self.b2
+            v += (1.0 - self.b2) * g * g
+            p -= (lr * (m / c1) / (np.sqrt(v / c2) + self.eps)).astype(p.dtype, copy=False)
+
+
+class SGD:
+    """Gradient descent with optional heavy-ball momentum."""
+
+    def __init__(self, params, lr, momentum=0.0):
+        self.momentum = momentum
+        self.buf = [np.zeros_like(p) for p in params]
+
+    def step(self, params, grads, lr):
+        for p, g, buf in zip(params, grads, self.buf):
+            if self.momentum:
+                buf *= self.momentum
+                buf += g
+                g = buf
+            p -= (lr * g).astype(p.dtype, copy=False)
+
+
+@dataclass
+class SimulationResult:
+    """Outcome of :func:`simulate`.
+
+    Attributes
+    ----------
+    W : ndarray (d1, d0)
+    b : ndarray (d1,) or None
+    eigenvalues : ndarray (d0,)
+        Eigenvalues of ``W^T W``, descending.
+    history : dict of ndarray
+        ``step``, ``loss`` (the training objective at that step, a stochastic estimate
+        with fresh noise), ``grad_norm`` (norm of that step's gradient) and
+        ``spectrum`` (rows: eigenvalues of ``W^T W``), every ``record_every`` steps.
+    diagnostics : dict
+        ``grad_norm``, ``grad_se``, ``spectral_change``, ``window``, ``converged`` and
+        the tolerances used.
+    converged : bool
+    dataset : Dataset
+        The clean training set (``A0``, ``A0_centered``).
+    C : ndarray (d0, d0)
+        Augmentation covariance.
+    loss : Loss
+    A0_model, mean_model : ndarray
+        Second moment and mean of the noise-averaged view ``E[x | x_hat]`` over the
+        training set: ``A0`` and the data mean for additive noise, ``b^2 A0`` and
+        ``b * mean`` for the scale augmentation. The effective landscape uses these.
+    settings : dict
+        Every setting of the run (JSON-friendly).
+    """
+
+    W: np.ndarray
+    b: np.ndarray | None
+    eigenvalues: np.ndarray
+    history: dict
+    diagnostics: dict
+    converged: bool
+    dataset: Dataset
+    C: np.ndarray
+    loss: Loss
+    A0_model: np.ndarray
+    mean_model: np.ndarray
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def Sigma(self):
+        """``A0 + C`` with the clean second moment the loss sees (centred if translation invariant)."""
+        A = self.A0_model
+        if self.loss.translation_invariant:
+            A = A - np.outer(self.mean_model, self.mean_model)
+        return A + self.C
+
+
+def _lr_at(step, steps, lr, schedule, lr_final):
+    if schedule == "constant":
+        return lr
+    frac = step / max(steps - 1, 1)
+    return lr_final + 0.5 * (lr - lr_final) * (1.0 + math.cos(math.pi * frac))
+
+
+def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0, 4.0),
+             cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
+             scale_b=1.0, d1=None, model="exact", steps=2000, lr=3e-2, optimizer="adam",
+             momentum=0.0, lr_schedule="constant", lr_final=None, noise="fresh",
+             replicates=1, bias=False, init_scale=0.1, seed=0, record_every=None,
+             window=None, spectral_tol=1e-2, grad_tol=1e-4, check_draws=16,
+             dtype=np.float64, kappa=None, warn=True, **loss_params):
+    """Train a linear model ``f(x) = W x (+ b)`` on an SSL loss and report what it learned.
+
+    Parameters
+    ----------
+    loss : str or Loss
+        A loss name for :func:`minissl.get_loss` (its parameters go in ``**loss_params``,
+        e.g. ``beta=0.5``) or a :class:`~minissl.losses.Loss`.
+    data : Dataset, optional
+        Clean training set; default ``gaussian_data(n, variances or cov, seed)``.
+    n : int
+        Number of clean samples when ``data`` is not given.
+    variances, cov :
+        Spectrum (diagonal covariance) or full covariance of the clean data.
+    augmentation : {"isotropic", "structured", "scale"} or Augmentation
+        ``isotropic``: ``N(0, sigma^2 I)``; ``structured``: ``sigma R xi`` with ``theta``
+        and ``content_dims`` (Sec. 4.2); ``scale``: ``x = s x_hat``, ``s ~ Exp(mean scale_b)``.
+    d1 : int, optional
+        Output dimension; default ``d0``.
+    model : {"exact", "effective"}
+        Train on the exact sample-based loss or descend its effective landscape
+        (deterministic; ``noise`` is then irrelevant).
+    steps : int
+        Number of full-batch steps.
+    lr : float
+        Learning rate; ``lr_schedule="cosine"`` decays it to ``lr_final`` (default lr/100).
+    optimizer : {"adam", "sgd"}
+    momentum : float
+        Heavy-ball momentum for SGD.
+    noise : {"fresh", "fixed"}
+        See the module docstring.
+    replicates : int
+        Pairs of views per step (gradient averaged).
+    bias : bool
+        Train a bias ``b`` (initialised at 0).
+    init_scale : float
+        ``W_0 = init_scale * G / sqrt(d0)`` with ``G`` standard normal.
+    seed : int
+        One seed drives data, initialisation and noise (independent streams): the same
+        seed gives the same numbers.
+    record_every, window : int, optional
+        History interval (default ``steps // 200``) and the window of the spectral-change
+        diagnostic (default ``steps // 10``).
+    spectral_tol, grad_tol, check_draws :
+        Convergence criteria, see the module docstring.
+    dtype : {float64, float32}
+    kappa : float, optional
+        Normalization penalty for ``model="effective"`` with a normalized loss.
+    warn : bool
+        Issue a :class:`ConvergenceWarning` when the run has not converged.
+
+    Returns
+    -------
+    SimulationResult
+    """
+    if not isinstance(loss, Loss):
+        if not isinstance(loss, str):
+            raise TypeError(f"loss == {loss!r}, must be a loss name or a Loss object.")
+        loss = get_loss(loss, **loss_params)
+    elif loss_params:
+        raise TypeError(f"loss parameters {sorted(loss_params)} given with a Loss object; set them in get_loss().")
+    V.check_choice("model", model, ("exact", "effective"))
+    V.check_choice("optimizer", optimizer, ("adam", "sgd"))
+    V.check_choice("noise", noise, ("fresh", "fixed"))
+    V.check_choice("lr_schedule", lr_schedule, ("constant", "cosine"))
+    steps = V.check_int("steps", steps, lo=1)
+    lr = V.check_scalar("lr", lr, lo=0.0, lo_open=True)
+    lr_final = V.check_scalar("lr_final", lr / 100 if lr_final is None else lr_final, lo=0.0)
+    momentum = V.check_scalar("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
+    replicates = V.check_int("replicates", replicates, lo=1)
+    bias = V.check_bool("bias", bias)
+    init_scale = V.check_scalar("init_scale", init_scale, lo=0.0, lo_open=True)
+    seed = V.check_int("seed", seed, lo=0)
+    spectral_tol = V.check_scalar("spectral_tol", spectral_tol, lo=0.0, lo_open=True)
+    grad_tol = V.check_scalar("grad_tol", grad_tol, lo=0.0)
+    check_draws = V.check_int("check_draws", check_draws, lo=2)
+    dtype = V.check_dtype("dtype", dtype)
+    record_every = V.check_int("record_every", record_every if record_every else max(steps // 200, 1), lo=1)
+    window = V.check_int("window", window if window else max(steps // 10, 1), lo=1, hi=steps)
+
+    data_ss, init_ss, noise_ss = np.random.SeedSequence(seed).spawn(3)
+    if data is None:
+        if cov is not None:
+            data = gaussian_data(n, cov=cov, seed=np.random.default_rng(data_ss), dtype=dtype)
+        else:
+            data = gaussian_data(n, variances=variances, seed=np.random.default_rng(data_ss), dtype=dtype)
+    elif not isinstance(data, Dataset):
+        raise TypeError(f"data == {type(data).__name__}, must be a minissl.data.Dataset.")
+    x = np.ascontiguousarray(data.x, dtype=dtype)
+    d0 = x.shape[1]
+    d1 = V.check_int("d1", d0 if d1 is None else d1, lo=1)
+    if isinstance(augmentation, str):
+        augmentation = make_augmentation(augmentation, d0, sigma=sigma, theta=theta,
+                                         content_dims=content_dims, b=scale_b)
+    elif not isinstance(augmentation, Augmentation):
+        raise TypeError(f"augmentation == {augmentation!r}, must be a name or an Augmentation.")
+    C = augmentation.covariance(data.A0)
+
+    rng_init = np.random.default_rng(init_ss)
+    rng_noise = np.random.default_rng(noise_ss)
+    W = (init_scale / math.sqrt(d0) * rng_init.standard_normal((d1, d0))).astype(dtype)
+    b = np.zeros(d1, dtype=dtype) if bias else None
+    params = [W] if b is None else [W, b]
+    opt = Adam(params, lr) if optimizer == "adam" else SGD(params, lr, momentum)
+
+    A0_model = augmentation.clean_moment(data.A0)
+    mean_model = np.asarray(data.x, dtype=np.float64).mean(0) * (
+        augmentation.b if augmentation.name == "scale" else 1.0)
+    if model == "effective":
+        land = effective_landscape(loss, A0_model, C, n=data.n, mean=mean_model, kappa=kappa, d1=d1)
+
+        def grad_fn(W, b, fresh):
+            v, gW, gb = land._value_and_grad(W.astype(np.float64), None if b is None else b.astype(np.float64))
+            return v, gW.astype(dtype), None if gb is None else gb.astype(dtype)
+    else:
+        fixed_views = augmentation.views(x, rng_noise, replicates) if noise == "fixed" else None
+
+        def grad_fn(W, b, fresh):
+            if fresh and noise == "fresh":
+                x1s, x2s = augmentation.views(x, rng_noise, replicates)
+            else:
+                x1s, x2s = fixed_views
+            tot_v, tot_gW, tot_gb = 0.0, np.zeros_like(W), None if b is None else np.zeros_like(b)
+            for r in range(x1s.shape[0]):
+                v, gW, gb = loss._value_and_grad(W, x1s[r], x2s[r], b)
+                tot_v += v
+                tot_gW += gW
+                if gb is not None:
+                    tot_gb += gb
+            k = x1s.shape[0]
+            return tot_v / k, tot_gW / k, None if tot_gb is None else tot_gb / k
+
+    hist = {"step": [], "loss": [], "grad_norm": [], "spectrum": []}
+    snapshots = {}
+    for t in range(steps + 1):
+        record = t % record_every == 0 or t == steps or t == steps - window
+        if t == steps:
+            if record:
+                hist["step"].append(t)
+                hist["loss"].append(hist["loss"][-1] if hist["loss"] else float("nan"))
+                hist["grad_norm"].append(hist["grad_norm"][-1] if hist["grad_norm"] else float("nan"))
+                hist["spectrum"].append(spectrum(W))
+            break
+        v, gW, gb = grad_fn(W, b, True)
+        if not np.isfinite(v) or not np.all(np.isfinite(gW)):
+            raise FloatingPointError(
+                f"training diverged at step {t} (loss == {v!r}); lower lr (== {lr!r}) or init_scale."
+            )
+        if t == steps - window:
+            snapshots["start"] = spectrum(W)
+        if t % record_every == 0:
+            hist["step"].append(t)
+            hist["loss"].append(float(v))
+            gn2 = float(np.sum(gW.astype(np.float64) ** 2)) + (0.0 if gb is None else float(np.sum(gb.astype(np.float64) ** 2)))
+            hist["grad_norm"].append(math.sqrt(gn2))
+            hist["spectrum"].append(spectrum(W))
+        grads = [gW] if b is None else [gW, gb]
+        opt.step(params, grads, _lr_at(t, steps, lr, lr_schedule, lr_final))
+
+    ev = spectrum(W)
+    # drift of the spectrum: mean over the last half-window vs the half-window before
+    # (means, so that step-to-step noise of fresh augmentation does not count as drift)
+    steps_arr = np.asarray(hist["step"])
+    spec_arr = np.asarray(hist["spectrum"])
+    late = spec_arr[steps_arr > steps - window // 2]
+    early = spec_arr[(steps_arr > steps - window) & (steps_arr <= steps - window // 2)]
+    if len(early) == 0:
+        early = snapshots.get("start", ev)[None, :]
+    drift = np.abs(late.mean(0) - early.mean(0))
+    spectral_change = float(np.max(drift) / ev[0]) if ev[0] > 0 else 0.0
+    # full gradient at the final point
+    stochastic = model == "exact" and noise == "fresh"
+    draws = check_draws if stochastic else 1
+    gs = []
+    for _ in range(draws):
+        _, gW, gb = grad_fn(W, b, True)
+        gs.append(np.concatenate([gW.ravel(), gb.ravel()]) if gb is not None else gW.ravel())
+    gs = np.asarray(gs, dtype=np.float64)
+    gmean = gs.mean(0)
+    grad_norm = float(np.linalg.norm(gmean))
+    grad_se = float(np.sqrt(np.sum(gs.var(0, ddof=1)) / draws)) if draws > 1 else 0.0
+    grad_ok = grad_norm <= grad_tol or (stochastic and grad_norm <= 3.0 * grad_se)
+    converged = bool(grad_ok and spectral_change <= spectral_tol)
+    diagnostics = {
+        "grad_norm": grad_norm,
+        "grad_se": grad_se,
+        "spectral_change": spectral_change,
+        "window": window,
+        "converged": converged,
+        "grad_tol": grad_tol,
+        "spectral_tol": spectral_tol,
+        "check_draws": draws,
+    }
+    if warn and not converged:
+        warnings.warn(
+            f"run not converged after {steps} steps: spectral change {spectral_change:.3g} "
+            f"(tol {spectral_tol:g}) over the last {window} steps, mean gradient norm "
+            f"{grad_norm:.3g} (tol {grad_tol:g}, 3 SE = {3 * grad_se:.3g}); "
+            "increase steps, lower lr, use lr_schedule='cosine' or more replicates.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    settings = {
+        "loss": loss.name, "loss_params": loss.params, "normalize": loss.normalize, "c": loss.c,
+        "weight_decay": loss.weight_decay, "n": data.n, "d0": d0, "d1": d1,
+        "augmentation": augmentation.name, "sigma": getattr(augmentation, "sigma", None),
+        "theta": getattr(augmentation, "theta", None), "model": model, "steps": steps,
+        "lr": lr, "lr_schedule": lr_schedule, "optimizer": optimizer, "noise": noise,
+        "replicates": replicates, "bias": bias, "init_scale": init_scale, "seed": seed,
+        "dtype": np.dtype(dtype).name,
+    }
+    history = {k: np.asarray(v) for k, v in hist.items()}
+    return SimulationResult(W=W, b=b, eigenvalues=ev, history=history, diagnostics=diagnostics,
+                            converged=converged, dataset=data, C=C, loss=loss, A0_model=A0_model,
+                            mean_model=mean_model, settings=settings)
