@@ -102,8 +102,8 @@ def main():
               help="Mean of the scale factor s ~ Exp for --augmentation scale.")
 @click.option("--model", type=click.Choice(["exact", "effective"]), default="exact", show_default=True,
               help="Train on the exact loss or descend the effective landscape.")
-@click.option("--steps", callback=_integer(1), type=int, default=2000, show_default=True)
-@click.option("--lr", callback=_real(lo=0.0, lo_open=True), type=float, default=1e-2, show_default=True)
+@click.option("--steps", callback=_integer(1), type=int, default=3000, show_default=True)
+@click.option("--lr", callback=_real(lo=0.0, lo_open=True), type=float, default=3e-3, show_default=True)
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="cosine", show_default=True)
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("--noise", type=click.Choice(["fresh", "fixed"]), default="fresh", show_default=True,
@@ -265,13 +265,18 @@ def _format(r):
     lines.append(f"rank (eigenvalues > {r['rank_tol']:g} x largest): learned {r['learned_rank']}, predicted {pr}")
     lines.append(f"stable rank: learned {r['learned_stable_rank']:.3f}, predicted {psr}")
     u = r["expansion_u"]
-    trust = "small: fourth-order theory applies" if u < 0.3 else "NOT small: expect the theory to be off"
+    if u < 0.1:
+        trust = "small: the fourth-order theory should be accurate"
+    elif u < 0.5:
+        trust = "moderate: expect corrections of relative size ~u"
+    else:
+        trust = "NOT small: expect the fourth-order theory to be off"
     lines.append(f"expansion parameter u = 2 Tr[W Sigma W^T] = {u:.3g} ({trust})")
     lines.append(f"prediction: {r['prediction_method']}; models the {r['prediction_models']}")
     d = r["diagnostics"]
-    lines.append(f"converged: {'yes' if r['converged'] else 'NO'} (spectral change {d['spectral_change']:.2g}"
-                 f" <= {d['spectral_tol']:g}?, mean gradient norm {d['grad_norm']:.2g}"
-                 + (f" +- {d['grad_se']:.2g}" if d["grad_se"] else "") + ")")
+    lines.append(f"converged: {'yes' if r['converged'] else 'NO'} (spectral change {d['spectral_change']:.2g},"
+                 f" tol {d['spectral_tol']:g}; mean gradient norm {d['grad_norm']:.2g}"
+                 + (f" +- {d['grad_se']:.2g} (SE)" if d["grad_se"] else f", tol {d['grad_tol']:g}") + ")")
     for w in r["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)

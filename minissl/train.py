@@ -150,8 +150,8 @@ def _lr_at(step, steps, lr, schedule, lr_final):
 
 def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0, 4.0),
              cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
-             scale_b=1.0, d1=None, model="exact", steps=2000, lr=3e-2, optimizer="adam",
-             momentum=0.0, lr_schedule="constant", lr_final=None, noise="fresh",
+             scale_b=1.0, d1=None, model="exact", steps=3000, lr=3e-3, optimizer="adam",
+             momentum=0.0, lr_schedule="cosine", lr_final=None, noise="fresh",
              replicates=1, bias=False, init_scale=0.1, seed=0, record_every=None,
              window=None, spectral_tol=1e-2, grad_tol=1e-4, check_draws=16,
              dtype=np.float64, kappa=None, warn=True, **loss_params):
@@ -297,8 +297,9 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
                 hist["grad_norm"].append(hist["grad_norm"][-1] if hist["grad_norm"] else float("nan"))
                 hist["spectrum"].append(spectrum(W))
             break
-        v, gW, gb = grad_fn(W, b, True)
-        if not np.isfinite(v) or not np.all(np.isfinite(gW)):
+        with np.errstate(over="ignore", invalid="ignore"):
+            v, gW, gb = grad_fn(W, b, True)
+        if not np.isfinite(v) or not np.all(np.isfinite(gW)) or not np.all(np.isfinite(W)):
             raise FloatingPointError(
                 f"training diverged at step {t} (loss == {v!r}); lower lr (== {lr!r}) or init_scale."
             )
@@ -311,15 +312,19 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
             hist["grad_norm"].append(math.sqrt(gn2))
             hist["spectrum"].append(spectrum(W))
         grads = [gW] if b is None else [gW, gb]
-        opt.step(params, grads, _lr_at(t, steps, lr, lr_schedule, lr_final))
+        with np.errstate(over="ignore", invalid="ignore"):
+            opt.step(params, grads, _lr_at(t, steps, lr, lr_schedule, lr_final))
 
     ev = spectrum(W)
     # drift of the spectrum: mean over the last half-window vs the half-window before
     # (means, so that step-to-step noise of fresh augmentation does not count as drift)
     steps_arr = np.asarray(hist["step"])
     spec_arr = np.asarray(hist["spectrum"])
-    late = spec_arr[steps_arr > steps - window // 2]
-    early = spec_arr[(steps_arr > steps - window) & (steps_arr <= steps - window // 2)]
+    half = max(window // 2, 1)
+    late = spec_arr[steps_arr > steps - half]
+    early = spec_arr[(steps_arr > steps - window) & (steps_arr <= steps - half)]
+    if len(late) == 0:
+        late = ev[None, :]
     if len(early) == 0:
         early = snapshots.get("start", ev)[None, :]
     drift = np.abs(late.mean(0) - early.mean(0))

@@ -1,0 +1,84 @@
+"""The ``minissl`` command via click's CliRunner."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import minissl
+from minissl.cli import main
+
+FAST = ["--n", "24", "--steps", "40", "--variances", "0.5,1,2"]
+
+
+def _run(args):
+    res = CliRunner().invoke(main, args)
+    assert "Traceback" not in res.output, res.output
+    return res
+
+
+def test_version_and_help():
+    res = _run(["--version"])
+    assert res.exit_code == 0 and minissl.__version__ in res.output
+    assert _run(["--help"]).exit_code == 0
+    h = _run(["simulate", "--help"])
+    assert h.exit_code == 0
+    for opt in ("--loss", "--alpha", "--beta", "--sigma", "--theta", "--n", "--dim", "--steps", "--lr",
+                "--optimizer", "--seed", "--normalize", "--bias", "--weight-decay", "--model", "--json"):
+        assert opt in h.output
+
+
+def test_simulate_prints_learned_and_predicted():
+    res = _run(["simulate", "--loss", "beta", "--beta", "0.5", *FAST])
+    assert res.exit_code == 0, res.output
+    assert "learned eig(W^T W)" in res.output and "predicted" in res.output
+    assert "stable rank" in res.output and "converged" in res.output
+
+
+def test_json_output_matches_library_and_is_atomic(tmp_path):
+    out = tmp_path / "res.json"
+    res = _run(["simulate", "--loss", "infonce", *FAST, "--seed", "2", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert os.listdir(tmp_path) == ["res.json"]  # no temporary file left behind
+    lib = minissl.simulate("infonce", n=24, steps=40, variances=[0.5, 1, 2], sigma=1.8, lr=3e-3,
+                           lr_schedule="cosine", seed=2, warn=False)
+    np.testing.assert_allclose(data["learned_eigenvalues"], lib.eigenvalues, rtol=1e-12)
+    assert data["settings"]["loss"] == "infonce" and data["settings"]["seed"] == 2
+    assert len(data["predicted_eigenvalues"]) == 3
+
+
+@pytest.mark.parametrize("extra", [
+    ["--loss", "vicreg"],
+    ["--loss", "barlow"],
+    ["--loss", "barlow", "--raw", "--lam", "1.0"],
+    ["--loss", "scl", "--negatives", "both"],
+    ["--loss", "weighted", "--alpha", "0.2"],
+    ["--loss", "infonce", "--normalize", "--bias"],
+    ["--loss", "beta", "--weight-decay", "0.01", "--model", "effective"],
+    ["--loss", "beta", "--augmentation", "structured", "--theta", "0.9"],
+    ["--loss", "infonce", "--augmentation", "scale", "--scale-b", "0.5"],
+    ["--loss", "infonce", "--noise", "fixed", "--optimizer", "sgd", "--replicates", "2"],
+])
+def test_every_loss_and_variant_runs(extra):
+    res = _run(["simulate", *FAST, *extra])
+    assert res.exit_code == 0, res.output
+    assert "learned eig(W^T W)" in res.output
+
+
+def test_unavailable_prediction_is_explained():
+    res = _run(["simulate", "--loss", "vicreg", *FAST])
+    assert "not available" in res.output and "vicreg" in res.output
+
+
+def test_normalized_run_states_rescaling():
+    res = _run(["simulate", "--loss", "infonce", "--normalize", *FAST])
+    assert "rescaled" in res.output
+
+
+def test_divergence_is_a_clean_error():
+    res = _run(["simulate", "--loss", "infonce", "--optimizer", "sgd", "--lr", "1e6", *FAST])
+    assert res.exit_code == 1
+    assert "diverged" in res.output

@@ -1,0 +1,115 @@
+"""Training: determinism, convergence diagnostics, the effective model, and one physics check."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import minissl
+from minissl.landscape import effective_landscape, predict
+from minissl.train import ConvergenceWarning
+
+
+def _quiet(**kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return minissl.simulate(**kw)
+
+
+SMALL = dict(loss="beta", beta=0.5, n=32, variances=[0.5, 1.0, 2.0], sigma=1.0, steps=60, lr=1e-2)
+
+
+def test_same_seed_same_numbers():
+    a = _quiet(seed=3, **SMALL)
+    b = _quiet(seed=3, **SMALL)
+    np.testing.assert_array_equal(a.W, b.W)
+    np.testing.assert_array_equal(a.history["loss"], b.history["loss"])
+    c = _quiet(seed=4, **SMALL)
+    assert np.max(np.abs(a.W - c.W)) > 1e-3
+
+
+def test_replicates_and_fixed_noise_are_deterministic():
+    kw = dict(SMALL, replicates=3, noise="fixed", seed=1)
+    np.testing.assert_array_equal(_quiet(**kw).W, _quiet(**kw).W)
+
+
+def test_float32_run_tracks_float64():
+    # identical random draws (generated in float64, cast), so the trajectories stay close
+    r64 = _quiet(seed=0, **SMALL)
+    r32 = _quiet(seed=0, dtype=np.float32, **SMALL)
+    assert r32.W.dtype == np.float32
+    np.testing.assert_allclose(r32.W, r64.W, rtol=0, atol=2e-4)
+
+
+def test_short_run_warns_not_converged():
+    with pytest.warns(ConvergenceWarning, match="not converged"):
+        res = minissl.simulate(**dict(SMALL, steps=5))
+    assert res.converged is False
+    assert {"grad_norm", "grad_se", "spectral_change", "converged"} <= set(res.diagnostics)
+
+
+def test_fixed_noise_descends_empirical_loss_to_stationarity():
+    # fixed noise: a deterministic loss, so the final full gradient must be ~0
+    res = _quiet(loss="scl", n=64, variances=[1.0, 2.0], sigma=0.5, steps=3000, lr=1e-2,
+                 noise="fixed", lr_schedule="cosine", seed=2)
+    assert res.diagnostics["check_draws"] == 1
+    assert res.diagnostics["grad_norm"] < 1e-4
+    assert res.converged
+
+
+def test_bias_does_not_move_for_translation_invariant_loss():
+    # db == 0 up to round-off (~1e-16); Adam turns that into steps of at most
+    # lr * 1e-16 / eps_adam ~ 1e-10, so b stays at round-off level while W moves by O(lr)
+    res = _quiet(bias=True, seed=0, **SMALL)
+    assert np.max(np.abs(res.b)) < 1e-8
+    assert np.max(np.abs(res.W)) > 1e-2
+
+
+def test_effective_model_reaches_closed_form_minimum():
+    """Descent on the landscape (model='effective') vs Theorem 1's closed form."""
+    res = _quiet(loss="beta", beta=0.5, n=200, variances=[0.5, 1.0, 2.0, 3.0], sigma=1.2,
+                 model="effective", steps=4000, lr=5e-3, lr_schedule="cosine", seed=0)
+    pred = predict(res.loss, res.A0_model, res.C, n=200, mean=res.mean_model)["eigenvalues"]
+    np.testing.assert_allclose(res.eigenvalues, pred, rtol=0, atol=1e-3 * pred[0])
+    assert res.diagnostics["grad_norm"] < 1e-5
+
+
+def test_lbfgs_minimum_matches_closed_form_noncommuting():
+    """Numerical minimisation vs the closed form for a non-commuting (A0, C)."""
+    rng = np.random.default_rng(5)
+    Q1, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    Q2, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    A0 = Q1 @ np.diag([3.0, 2.0, 1.0, 0.5]) @ Q1.T
+    C = Q2 @ np.diag([2.5, 0.3, 1.0, 0.1]) @ Q2.T
+    loss = minissl.get_loss("beta", beta=0.5)
+    land = effective_landscape(loss, A0, C)
+    W, _, _, gn = land.minimize(d1=4, seed=0)
+    assert gn < 1e-6
+    np.testing.assert_allclose(np.linalg.eigvalsh(W.T @ W)[::-1], land.stationary_spectrum(4),
+                               rtol=0, atol=1e-6)
+
+
+def test_infonce_simulation_agrees_with_effective_landscape():
+    """End-to-end physics: exact InfoNCE, isotropic data, large sigma.
+
+    Setting: d = 2, A0 = I (population), N = 400, sigma = 4, fresh noise, SGD with a cosine
+    schedule. The prediction is Theorem 1 with the derived constants (B = empirical centred
+    covariance, k = 3/4, Sigma = A0c + C) for the empirical A0 of this training set.
+
+    Tolerance 15% per eigenvalue, because (i) the landscape truncates at fourth order and
+    the expansion parameter here is u = 2 Tr[W Sigma W^T] ~ 0.15; the sixth-order
+    cumulant term (-kappa_3/48 = -(2/3) Tr[(W^T W Sigma)^3]) shifts the minimum by about
+    +(4/3) lambda_i s_i ~ +5%; (ii) fresh noise leaves a stochastic jitter of a few percent
+    in each eigenvalue at the end of a finite run (measured 1-6% over seeds).
+    The paper's constants (k = 1) would predict eigenvalues 25% smaller, outside this
+    tolerance, so the test separates the two.
+    """
+    res = _quiet(loss="infonce", n=400, variances=[1.0, 1.0], sigma=4.0, steps=3000, lr=0.02,
+                 optimizer="sgd", lr_schedule="cosine", seed=1)
+    p = predict(res.loss, res.A0_model, res.C, n=400, mean=res.mean_model)
+    pred = p["eigenvalues"]
+    u = 2.0 * np.sum((res.W @ res.Sigma) * res.W)
+    assert 0.05 < u < 0.25
+    np.testing.assert_allclose(res.eigenvalues, pred, rtol=0.15)
+    paper_k1 = pred * 0.75
+    assert np.all(np.abs(res.eigenvalues - paper_k1) > 0.15 * paper_k1)
