@@ -58,7 +58,7 @@ def _float_list(name, text):
     if arr.size == 0:
         raise ValueError(f"{name} == {text!r}, must list at least one variance.")
     if np.any(arr < 0):
-        raise ValueError(f"{name} contains {arr.min()!r}, all variances must be >= 0.")
+        raise ValueError(f"{name} contains {float(arr.min())!r}, all variances must be >= 0.")
     return arr
 
 

@@ -112,11 +112,13 @@ def gaussian_data(n, variances=None, cov=None, seed=0, dtype=np.float64):
         if var.size < 1:
             raise ValueError("variances is empty, must have at least one entry (dim >= 1).")
         if np.any(var < 0):
-            raise ValueError(f"variances contains {var.min()!r}, all entries must be >= 0.")
+            raise ValueError(f"variances contains {float(var.min())!r}, all entries must be >= 0.")
         pop = np.diag(var)
         factor = np.diag(np.sqrt(var))
     else:
         pop = V.check_covariance("cov", cov)
+        if pop.shape[0] < 1:
+            raise ValueError(f"cov has shape {pop.shape}, must have dimension >= 1.")
         w, U = np.linalg.eigh(pop)
         factor = U * np.sqrt(np.clip(w, 0.0, None))
     rng = V.check_rng(seed)

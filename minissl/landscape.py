@@ -10,16 +10,16 @@ per-loss coefficient ``k``) or, for Barlow Twins on the raw cross-correlation,
 ``Q(W) = sum_k G_kk^2 + lam sum_{k != l} G_kl^2`` with ``G = W A0 W^T``.
 
 The constants are derived in ``docs/errata.md`` and measured against the exact losses
-in ``tests/test_coefficients.py``; they differ from the paper's printed ones:
+in ``tests/test_coefficients.py``; they differ from the paper's printed ones.
 
-=====================  ===============================================  ==============  =====
-loss                   B (Hessian at the origin is ``-2 B``)            S               k
-=====================  ===============================================  ==============  =====
-InfoNCE family         ``beta N / (N_neg + alpha) * v * A0c - (1 - beta) C``  ``A0c + C``  ``3 beta / 4``
-SCL                    ``2 A0``                                         ``A0 + C``      1
-Barlow (raw)           ``2 A0``                                         ``A0``          "barlow"
-VICReg                 ``var / (2 d1 sqrt(eps)) (A0u + C) - 2 inv C / d1``  (none)      (none)
-=====================  ===============================================  ==============  =====
+Derived constants (the Hessian at the origin is ``-2 B``):
+
+* InfoNCE family (``alpha``, ``beta``):
+  ``B = beta * v N / (v (N - 1) + alpha) * A0c - (1 - beta) C``,
+  quartic "trace" with ``S = A0c + C`` and ``k = 3 beta / 4``;
+* SCL: ``B = 2 A0``, "trace" with ``S = A0 + C``, ``k = 1``;
+* Barlow Twins on the raw cross-correlation: ``B = 2 A0``, "barlow" quartic with ``S = A0``;
+* VICReg: ``B = var / (2 d1 sqrt(eps)) (A0u + C) - 2 inv C / d1`` (Hessian only).
 
 ``A0c`` is the centred empirical covariance of the clean training set (divided by N),
 ``A0u = N/(N-1) A0c``, ``v`` the number of views the negatives are drawn from (1 or 2),
@@ -37,7 +37,7 @@ from scipy import optimize
 
 from . import _validation as V
 
-__all__ = ["Landscape", "effective_B", "effective_landscape", "paper_B"]
+__all__ = ["Landscape", "effective_B", "effective_landscape", "paper_B", "predict"]
 
 
 def _centered(A0, mean):
