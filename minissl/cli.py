@@ -276,7 +276,8 @@ def _format(r):
     d = r["diagnostics"]
     lines.append(f"converged: {'yes' if r['converged'] else 'NO'} (spectral change {d['spectral_change']:.2g},"
                  f" tol {d['spectral_tol']:g}; mean gradient norm {d['grad_norm']:.2g}"
-                 + (f" +- {d['grad_se']:.2g} (SE)" if d["grad_se"] else f", tol {d['grad_tol']:g}") + ")")
+                 + (f" +- {d['grad_se']:.2g} (SE), zero-mean p-value {d['grad_pvalue']:.2g}"
+                    if d.get("grad_pvalue") is not None else f", tol {d['grad_tol']:g}") + ")")
     for w in r["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)

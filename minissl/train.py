@@ -378,7 +378,9 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
         warnings.warn(
             f"run not converged after {steps} steps: spectral change {spectral_change:.3g} "
             f"(tol {spectral_tol:g}) over the last {window} steps, mean gradient norm "
-            f"{grad_norm:.3g} (tol {grad_tol:g}, 3 SE = {3 * grad_se:.3g}); "
+            f"{grad_norm:.3g} (tol {grad_tol:g}"
+            + (f"; p-value of 'zero mean gradient' {grad_pvalue:.2g}, needs > {grad_alpha:g}"
+               if grad_pvalue is not None else "") + "); "
             "increase steps, lower lr, use lr_schedule='cosine' or more replicates.",
             ConvergenceWarning,
             stacklevel=2,
