@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 from . import data, landscape, metrics
 from .data import gaussian_data
 from .landscape import Landscape, effective_B, effective_landscape, paper_B, predict
-from .losses import LOSS_NAMES, Loss, get_loss
+from .losses import ENGINES, LOSS_NAMES, Loss, get_loss
 from .train import ConvergenceWarning, SimulationResult, simulate
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "get_loss",
     "Loss",
     "LOSS_NAMES",
+    "ENGINES",
     "Landscape",
     "effective_B",
     "effective_landscape",

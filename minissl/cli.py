@@ -103,9 +103,11 @@ def main():
 @click.option("--model", type=click.Choice(["exact", "effective"]), default="exact", show_default=True,
               help="Train on the exact loss or descend the effective landscape.")
 @click.option("--steps", callback=_integer(1), type=int, default=3000, show_default=True)
-@click.option("--lr", callback=_real(lo=0.0, lo_open=True), type=float, default=3e-3, show_default=True)
+@click.option("--lr", callback=_real(lo=0.0, lo_open=True), type=float, default=3e-3, show_default=True,
+              help="Learning rate (cosine-annealed to lr/1000 by default). Lower it if a run diverges.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="cosine", show_default=True)
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
+              help="Adam is safe for every loss; SGD has the unbiased fixed point (needs a suitable --lr).")
 @click.option("--noise", type=click.Choice(["fresh", "fixed"]), default="fresh", show_default=True,
               help="New noise every step (noise-averaged loss) or one fixed augmented set.")
 @click.option("--replicates", callback=_integer(1), type=int, default=1, show_default=True,
@@ -274,8 +276,8 @@ def _format(r):
     lines.append(f"expansion parameter u = 2 Tr[W Sigma W^T] = {u:.3g} ({trust})")
     lines.append(f"prediction: {r['prediction_method']}; models the {r['prediction_models']}")
     d = r["diagnostics"]
-    lines.append(f"converged: {'yes' if r['converged'] else 'NO'} (spectral change {d['spectral_change']:.2g},"
-                 f" tol {d['spectral_tol']:g}; mean gradient norm {d['grad_norm']:.2g}"
+    lines.append(f"converged: {'yes' if r['converged'] else 'NO'} (spectral change {d['spectral_change']:.2g}"
+                 f" +- {d['spectral_noise']:.2g}, tol {d['spectral_tol']:g}; mean gradient norm {d['grad_norm']:.2g}"
                  + (f" +- {d['grad_se']:.2g} (SE), zero-mean p-value {d['grad_pvalue']:.2g}"
                     if d.get("grad_pvalue") is not None else f", tol {d['grad_tol']:g}") + ")")
     for w in r["warnings"]:

@@ -176,14 +176,26 @@ class GaussianNoise(Augmentation):
 
     def __init__(self, C):
         self.C = V.check_covariance("C", C)
-        w, U = np.linalg.eigh(self.C)
-        self._factor = U * np.sqrt(np.clip(w, 0.0, None))
+        if np.count_nonzero(self.C - np.diag(np.diag(self.C))) == 0:
+            self._factor = np.diag(np.sqrt(np.clip(np.diag(self.C), 0.0, None)))
+            self._diag = np.sqrt(np.clip(np.diag(self.C), 0.0, None))
+        else:
+            w, U = np.linalg.eigh(self.C)
+            self._factor = U * np.sqrt(np.clip(w, 0.0, None))
+            self._diag = None
+
+    @property
+    def factor(self):
+        """``F`` with ``F F^T = C``; noise is ``F xi``, ``xi ~ N(0, I)`` (diagonal when C is)."""
+        return self._factor.copy()
 
     def sample(self, x, rng):
         d0 = self.C.shape[0]
         if x.shape[1] != d0:
             raise ValueError(f"x has shape {x.shape} but the augmentation expects d0 == {d0}.")
-        eps = rng.standard_normal(x.shape) @ self._factor.T
+        xi = rng.standard_normal(x.shape)
+        # diagonal C (isotropic, structured): elementwise, no BLAS call in the training loop
+        eps = xi * self._diag if self._diag is not None else xi @ self._factor.T
         return (x + eps).astype(x.dtype, copy=False)
 
     def covariance(self, A0=None):

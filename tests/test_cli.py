@@ -43,8 +43,8 @@ def test_json_output_matches_library_and_is_atomic(tmp_path):
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert os.listdir(tmp_path) == ["res.json"]  # no temporary file left behind
-    lib = minissl.simulate("infonce", n=24, steps=40, variances=[0.5, 1, 2], sigma=1.8, lr=3e-3,
-                           lr_schedule="cosine", seed=2, warn=False)
+    lib = minissl.simulate("infonce", n=24, steps=40, variances=[0.5, 1, 2], sigma=1.8, seed=2,
+                           warn=False)
     np.testing.assert_allclose(data["learned_eigenvalues"], lib.eigenvalues, rtol=1e-12)
     assert data["settings"]["loss"] == "infonce" and data["settings"]["seed"] == 2
     assert len(data["predicted_eigenvalues"]) == 3

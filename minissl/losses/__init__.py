@@ -10,6 +10,12 @@ Variants shared by every loss (Sec. 3.2 of Ziyin et al. 2023):
   ``torch.nn.functional.normalize``, so a zero output never produces NaN);
 * a bias ``b`` (pass ``b=`` to :meth:`Loss.value_and_grad`);
 * ``weight_decay = gamma``: ``+ gamma * ||W||_F^2`` (the bias is not decayed).
+
+Engines: ``engine="numba"`` (default) runs the fused, compiled step of
+:mod:`minissl.losses.kernels` for the InfoNCE family (InfoNCE, weighted, beta, with every
+variant); ``engine="numpy"`` runs the readable reference of
+:mod:`minissl.losses.reference`. SCL, Barlow Twins and VICReg have no compiled kernel
+yet and run the NumPy reference under either engine (``Loss.accelerated`` says which).
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ import numpy as np
 from .. import _validation as V
 from . import reference
 
-__all__ = ["Loss", "get_loss", "LOSS_NAMES"]
+__all__ = ["Loss", "get_loss", "LOSS_NAMES", "ENGINES"]
 
 LOSS_NAMES = ("infonce", "weighted", "beta", "scl", "barlow", "vicreg")
+ENGINES = ("numba", "numpy")
+_ACCELERATED = ("infonce", "weighted", "beta")
 
 # name -> (core function, {param: (default, validator)})
-_COMMON = {"normalize": False, "c": 1.0, "weight_decay": 0.0, "norm_eps": 1e-12}
+_COMMON = {"normalize": False, "c": 1.0, "weight_decay": 0.0, "norm_eps": 1e-12, "engine": "numba"}
 
 
 def _neg(v):
@@ -76,8 +84,10 @@ class Loss:
     """
 
     def __init__(self, name, core, params, normalize=False, c=1.0, weight_decay=0.0,
-                 norm_eps=1e-12):
+                 norm_eps=1e-12, engine="numba"):
         self.name = name
+        self.engine = V.check_choice("engine", engine, ENGINES)
+        self._workspace = None
         self._core = core
         self.params = dict(params)
         self.normalize = V.check_bool("normalize", normalize)
@@ -90,6 +100,11 @@ class Loss:
         elif name == "weighted":
             kw.update(beta=1.0)
         self._core_kwargs = kw
+
+    @property
+    def accelerated(self):
+        """True when ``value_and_grad`` runs a compiled Numba kernel (engine and loss allow it)."""
+        return self.engine == "numba" and self.name in _ACCELERATED
 
     # the InfoNCE family is invariant to translations of the output
     @property
@@ -110,7 +125,8 @@ class Loss:
 
     def __repr__(self):
         extra = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        var = f"normalize={self.normalize}, c={self.c}, weight_decay={self.weight_decay}"
+        var = (f"normalize={self.normalize}, c={self.c}, weight_decay={self.weight_decay}, "
+               f"engine={self.engine!r}")
         return f"Loss({self.name!r}{', ' + extra if extra else ''}, {var})"
 
     def _forward(self, z):
@@ -151,6 +167,15 @@ class Loss:
 
     def _value_and_grad(self, W, x1, x2, b=None):
         """As :meth:`value_and_grad` without argument checks (for inner loops)."""
+        if self.accelerated:
+            from . import kernels
+
+            if self._workspace is None:
+                self._workspace = kernels.LinearWorkspace()
+            kw = self._core_kwargs
+            return kernels.infonce_linear(W, x1, x2, b, kw["alpha"], kw["beta"], kw["negatives"],
+                                          self.normalize, self.c, self.norm_eps, self.weight_decay,
+                                          workspace=self._workspace)
         z1 = x1 @ W.T
         z2 = x2 @ W.T
         if b is not None:
@@ -189,7 +214,8 @@ def get_loss(name, **params):
     **params
         The loss's own parameters and the common ones: ``normalize`` (bool, default
         False), ``c`` (squared output norm under normalization, default 1),
-        ``weight_decay`` (default 0), ``norm_eps`` (default 1e-12).
+        ``weight_decay`` (default 0), ``norm_eps`` (default 1e-12), ``engine``
+        ("numba", default, or "numpy"; see the module docstring).
 
     Returns
     -------

@@ -1,0 +1,288 @@
+"""Compiled training loops (Numba): one run, or many independent runs in parallel.
+
+The whole loop — Gaussian augmentation noise, the InfoNCE-family step of
+:mod:`minissl.losses.kernels`, Adam or SGD, the learning-rate schedule and the history —
+runs inside compiled code. A single run parallelises inside each step; a batch of runs
+(:func:`train_batch`) parallelises *across* runs, each run executing the serial step.
+
+Random numbers come from Numba's generator, seeded per run at its start; a run executes
+on one thread from start to end, so the same seed gives the same numbers whatever the
+thread count or scheduling. These streams differ from NumPy's, so ``engine="numba"`` and
+``engine="numpy"`` draw different noise for the same seed (each is deterministic).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._config import CACHE, FASTMATH, N_CHUNKS
+from .losses.kernels import _infonce_linear, _infonce_linear_serial
+
+__all__ = ["train_infonce", "train_batch"]
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def _draw_views(x, factor, diag, x1, x2, x1T, x2T):
+    """``x1 = x + F xi1``, ``x2 = x + F xi2`` (``F`` diagonal when ``diag``), and transposes."""
+    n, d0 = x.shape
+    xi = np.empty(d0)
+    for v in range(2):
+        out = x1 if v == 0 else x2
+        outT = x1T if v == 0 else x2T
+        for i in range(n):
+            for q in range(d0):
+                xi[q] = np.random.standard_normal()
+            for q in range(d0):
+                if diag:
+                    e = factor[q, q] * xi[q]
+                else:
+                    e = 0.0
+                    for r in range(d0):
+                        e += factor[q, r] * xi[r]
+                val = x[i, q] + e
+                out[i, q] = val
+                outT[q, i] = val
+
+
+@njit(cache=CACHE)
+def _lr_at(t, steps, lr, lr_final, cosine):
+    if not cosine:
+        return lr
+    frac = t / max(steps - 1, 1)
+    return lr_final + 0.5 * (lr - lr_final) * (1.0 + np.cos(np.pi * frac))
+
+
+@njit(cache=CACHE)
+def _update(W, b, has_bias, gW, gb, mW, vW, mb, vb, t, lr_t, adam, momentum):
+    """Adam (beta1 0.9, beta2 0.999, eps 1e-8) or heavy-ball SGD; returns False on non-finite W."""
+    d1, d0 = W.shape
+    ok = True
+    c1 = 1.0 - 0.9 ** (t + 1)
+    c2 = 1.0 - 0.999 ** (t + 1)
+    for p in range(d1):
+        for q in range(d0):
+            g = gW[p, q]
+            if adam:
+                mW[p, q] = 0.9 * mW[p, q] + 0.1 * g
+                vW[p, q] = 0.999 * vW[p, q] + 0.001 * g * g
+                W[p, q] -= lr_t * (mW[p, q] / c1) / (np.sqrt(vW[p, q] / c2) + 1e-8)
+            else:
+                mW[p, q] = momentum * mW[p, q] + g
+                W[p, q] -= lr_t * mW[p, q]
+            ok = ok and np.isfinite(W[p, q])
+        if has_bias:
+            g = gb[p]
+            if adam:
+                mb[p] = 0.9 * mb[p] + 0.1 * g
+                vb[p] = 0.999 * vb[p] + 0.001 * g * g
+                b[p] -= lr_t * (mb[p] / c1) / (np.sqrt(vb[p] / c2) + 1e-8)
+            else:
+                mb[p] = momentum * mb[p] + g
+                b[p] -= lr_t * mb[p]
+    return ok
+
+
+@njit(cache=CACHE)
+def _accumulate(gW, gb, dW, db, w):
+    for p in range(gW.shape[0]):
+        gb[p] += w * db[p]
+        for q in range(gW.shape[1]):
+            gW[p, q] += w * dW[p, q]
+
+
+@njit(cache=CACHE)
+def _sq_norm(gW, gb, has_bias):
+    s = 0.0
+    for p in range(gW.shape[0]):
+        if has_bias:
+            s += gb[p] * gb[p]
+        for q in range(gW.shape[1]):
+            s += gW[p, q] * gW[p, q]
+    return s
+
+
+@njit(cache=CACHE)
+def _workspace(n, d0, d1, reps, both):
+    nchunks = min(N_CHUNKS, n)
+    return (np.empty((reps, n, d0)), np.empty((reps, n, d0)), np.empty((reps, d0, n)),
+            np.empty((reps, d0, n)), np.empty((n, d1)), np.empty((n, d1)), np.empty(n),
+            np.empty(n), np.empty((d1, n)), np.empty((d1, n)), np.empty((n, d1)), np.empty(n),
+            np.empty((nchunks, d1, n)), np.empty((nchunks, d1, n) if both else (nchunks, 1, 1)),
+            np.empty(n), np.empty((d1, n)), np.empty((d1, n)), np.empty((d1, d0)), np.empty(d1))
+
+
+# The two loops below are the same algorithm; they differ only in the step driver they
+# call. They are separate functions because a cached non-parallel function that calls a
+# parallel one crashes when loaded from Numba's cache (numba/numba#8578).
+
+
+@njit(parallel=True, cache=CACHE)
+def _run_parallel(x, factor, diag, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
+                  fresh, reps, seed, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
+                  hist_W, hist_b, hist_loss, hist_gn):
+    """Train in place (W, b), parallel inside each step; returns the steps done."""
+    np.random.seed(seed)
+    n, d0 = x.shape
+    d1 = W.shape[0]
+    (x1, x2, x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW,
+     db) = _workspace(n, d0, d1, reps, both)
+    gW = np.zeros((d1, d0))
+    gb = np.zeros(d1)
+    mW = np.zeros((d1, d0))
+    vW = np.zeros((d1, d0))
+    mb = np.zeros(d1)
+    vb = np.zeros(d1)
+    for r in range(reps):
+        _draw_views(x, factor, diag, x1[r], x2[r], x1T[r], x2T[r])
+    rec = 0
+    for t in range(steps):
+        if fresh and t > 0:
+            for r in range(reps):
+                _draw_views(x, factor, diag, x1[r], x2[r], x1T[r], x2T[r])
+        gW[:] = 0.0
+        gb[:] = 0.0
+        value = 0.0
+        for r in range(reps):
+            value += _infonce_linear(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], alpha, beta, both,
+                                     normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA,
+                                     lpos, buf1, buf2, lse, g1, g2, dW, db) / reps
+            _accumulate(gW, gb, dW, db, 1.0 / reps)
+        gn = _sq_norm(gW, gb, has_bias)
+        if not (np.isfinite(value) and np.isfinite(gn)):
+            return t
+        if t % record_every == 0:
+            hist_W[rec] = W
+            hist_b[rec] = b
+            hist_loss[rec] = value
+            hist_gn[rec] = np.sqrt(gn)
+            rec += 1
+        if not _update(W, b, has_bias, gW, gb, mW, vW, mb, vb, t, _lr_at(t, steps, lr, lr_final, cosine),
+                       adam, momentum):
+            return t
+    hist_W[rec] = W
+    hist_b[rec] = b
+    return steps
+
+
+@njit(cache=CACHE)
+def _run_serial(x, factor, diag, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
+                fresh, reps, seed, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
+                hist_W, hist_b, hist_loss, hist_gn):
+    """As :func:`_run_parallel` with the serial step (used one run per thread)."""
+    np.random.seed(seed)
+    n, d0 = x.shape
+    d1 = W.shape[0]
+    (x1, x2, x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW,
+     db) = _workspace(n, d0, d1, reps, both)
+    gW = np.zeros((d1, d0))
+    gb = np.zeros(d1)
+    mW = np.zeros((d1, d0))
+    vW = np.zeros((d1, d0))
+    mb = np.zeros(d1)
+    vb = np.zeros(d1)
+    for r in range(reps):
+        _draw_views(x, factor, diag, x1[r], x2[r], x1T[r], x2T[r])
+    rec = 0
+    for t in range(steps):
+        if fresh and t > 0:
+            for r in range(reps):
+                _draw_views(x, factor, diag, x1[r], x2[r], x1T[r], x2T[r])
+        gW[:] = 0.0
+        gb[:] = 0.0
+        value = 0.0
+        for r in range(reps):
+            value += _infonce_linear_serial(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], alpha, beta,
+                                            both, normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T,
+                                            z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db) / reps
+            _accumulate(gW, gb, dW, db, 1.0 / reps)
+        gn = _sq_norm(gW, gb, has_bias)
+        if not (np.isfinite(value) and np.isfinite(gn)):
+            return t
+        if t % record_every == 0:
+            hist_W[rec] = W
+            hist_b[rec] = b
+            hist_loss[rec] = value
+            hist_gn[rec] = np.sqrt(gn)
+            rec += 1
+        if not _update(W, b, has_bias, gW, gb, mW, vW, mb, vb, t, _lr_at(t, steps, lr, lr_final, cosine),
+                       adam, momentum):
+            return t
+    hist_W[rec] = W
+    hist_b[rec] = b
+    return steps
+
+
+@njit(parallel=True, cache=CACHE)
+def _run_batch(xs, factors, diag, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam, momentum,
+               fresh, reps, seeds, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
+               hist_W, hist_b, hist_loss, hist_gn, done):
+    for k in prange(xs.shape[0]):
+        done[k] = _run_serial(xs[k], factors[k], diag, Ws[k], bs[k], has_bias, steps, lr, lr_final,
+                              cosine, adam, momentum, fresh, reps, seeds[k], record_every, alpha, beta,
+                              both, normalize, c, norm_eps, wd, hist_W[k], hist_b[k], hist_loss[k],
+                              hist_gn[k])
+
+
+def _n_records(steps, record_every):
+    return steps // record_every + (1 if steps % record_every else 0) + 1
+
+
+def _loss_args(loss):
+    kw = loss._core_kwargs
+    return (float(kw["alpha"]), float(kw["beta"]), kw["negatives"] == "both", bool(loss.normalize),
+            float(loss.c), float(loss.norm_eps), float(loss.weight_decay))
+
+
+def train_infonce(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, momentum, fresh,
+                  replicates, seed, record_every):
+    """Run one compiled training of an InfoNCE-family loss with Gaussian noise ``F xi``.
+
+    Returns ``(W, b, hist_W, hist_b, hist_loss, hist_gn, steps_done)``; history rows are
+    recorded at steps ``0, record_every, ...`` and after the last step.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    factor = np.ascontiguousarray(factor, dtype=np.float64)
+    diag = bool(np.count_nonzero(factor - np.diag(np.diag(factor))) == 0)
+    W = np.array(W0, dtype=np.float64, order="C")
+    has_bias = b0 is not None
+    b = np.array(b0, dtype=np.float64) if has_bias else np.zeros(W.shape[0])
+    nrec = _n_records(steps, record_every)
+    hist_W = np.zeros((nrec,) + W.shape)
+    hist_b = np.zeros((nrec, W.shape[0]))
+    hist_loss = np.full(nrec, np.nan)
+    hist_gn = np.full(nrec, np.nan)
+    done = _run_parallel(x, factor, diag, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
+                         fresh, replicates, seed, record_every, *_loss_args(loss), hist_W, hist_b,
+                         hist_loss, hist_gn)
+    if nrec > 1:  # the row after the last step repeats the last evaluated loss
+        hist_loss[-1], hist_gn[-1] = hist_loss[-2], hist_gn[-2]
+    return W, (b if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, int(done)
+
+
+def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, adam, momentum, fresh,
+                replicates, seeds, record_every):
+    """Run ``K`` independent compiled trainings in parallel (one thread per run).
+
+    ``xs`` (K, N, d0), ``factors`` (K, d0, d0), ``W0s`` (K, d1, d0), ``b0s`` (K, d1) or None,
+    ``seeds`` (K,). Returns the same fields as :func:`train_infonce`, stacked over runs.
+    """
+    xs = np.ascontiguousarray(xs, dtype=np.float64)
+    factors = np.ascontiguousarray(factors, dtype=np.float64)
+    diag = bool(all(np.count_nonzero(f - np.diag(np.diag(f))) == 0 for f in factors))
+    Ws = np.array(W0s, dtype=np.float64, order="C")
+    K, d1, _ = Ws.shape
+    has_bias = b0s is not None
+    bs = np.array(b0s, dtype=np.float64) if has_bias else np.zeros((K, d1))
+    nrec = _n_records(steps, record_every)
+    hist_W = np.zeros((K, nrec) + Ws.shape[1:])
+    hist_b = np.zeros((K, nrec, d1))
+    hist_loss = np.full((K, nrec), np.nan)
+    hist_gn = np.full((K, nrec), np.nan)
+    done = np.zeros(K, dtype=np.int64)
+    _run_batch(xs, factors, diag, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh,
+               replicates, np.asarray(seeds, dtype=np.int64), record_every, *_loss_args(loss),
+               hist_W, hist_b, hist_loss, hist_gn, done)
+    if nrec > 1:
+        hist_loss[:, -1], hist_gn[:, -1] = hist_loss[:, -2], hist_gn[:, -2]
+    return Ws, (bs if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, done
