@@ -121,13 +121,15 @@ def main():
               help="Normalization penalty of the effective landscape (Eq. 10); default 100 with --normalize.")
 @click.option("--bias/--no-bias", default=False, show_default=True, help="Train a bias b.")
 @click.option("--weight-decay", callback=_real(lo=0.0), type=float, default=0.0, show_default=True)
+@click.option("--engine", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
+              help="numba: compiled kernels and loop; numpy: the readable reference.")
 @click.option("--rank-tol", callback=_real(lo=0.0), type=float, default=1e-3, show_default=True,
               help="Relative tolerance of the numerical rank (eigenvalues > tol * largest).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write the result as JSON to this path (atomically).")
 def simulate_cmd(loss_name, alpha, beta, negatives, lam, standardize, n, dim, out_dim, variances,
                  augmentation, sigma, theta, scale_b, model, steps, lr, lr_schedule, optimizer, noise,
-                 replicates, seed, normalize, c_norm, kappa, bias, weight_decay, rank_tol, json_path):
+                 replicates, seed, normalize, c_norm, kappa, bias, weight_decay, engine, rank_tol, json_path):
     """Train a linear model on an SSL loss and compare with the theory's prediction.
 
     Prints the learned eigenvalues of W^T W next to the effective landscape's prediction
@@ -140,7 +142,7 @@ def simulate_cmd(loss_name, alpha, beta, negatives, lam, standardize, n, dim, ou
     elif dim is not None and dim != variances.size:
         raise click.BadParameter(f"dim == {dim} but --variances lists {variances.size} values; they must agree.",
                                  param_hint="'--dim'")
-    params = {"normalize": normalize, "c": c_norm, "weight_decay": weight_decay}
+    params = {"normalize": normalize, "c": c_norm, "weight_decay": weight_decay, "engine": engine}
     for opt, value, owners in (("alpha", alpha, ("weighted", "beta")), ("beta", beta, ("beta",)),
                                ("lam", lam, ("barlow",))):
         if value is not None:
@@ -246,7 +248,15 @@ def _format(r):
                  + ", ".join(f"{v:.3g}" for v in r["A0_eigenvalues"]) + f"; augmentation {aug}")
     lines.append(f"train: {s['model']} model, {s['optimizer']} lr={s['lr']:g} ({s['lr_schedule']}), "
                  f"{s['steps']} steps, noise={s['noise']}, replicates={s['replicates']}, seed={s['seed']}"
-                 f"  [{r['seconds']:.1f} s]")
+                 f"  [{s['train_seconds']:.1f} s]")
+    how = {"compiled": "compiled in", "cache": "loaded from cache in", "loaded": "already loaded,",
+           "python (JIT disabled)": "NUMBA_DISABLE_JIT=1: running as Python,"}
+    if s.get("compile_source"):
+        lines.append(f"engine: {s['engine']}, whole loop compiled ({how[s['compile_source']]} "
+                     f"{s['compile_seconds']:.1f} s)")
+    else:
+        lines.append(f"engine: {s['engine']}" + ("" if s["engine"] == "numpy" else
+                     " (Python loop: this loss/augmentation/dtype has no compiled loop yet)"))
     lines.append("")
     pred = r["predicted_eigenvalues"]
     hdr = "  i   learned eig(W^T W)   predicted     difference"

@@ -19,7 +19,7 @@ from numba import njit, prange
 from ._config import CACHE, FASTMATH, N_CHUNKS
 from .losses.kernels import _infonce_linear, _infonce_linear_serial
 
-__all__ = ["train_infonce", "train_batch"]
+__all__ = ["train_infonce", "train_batch", "warm_up"]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -286,3 +286,35 @@ def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, ada
     if nrec > 1:
         hist_loss[:, -1], hist_gn[:, -1] = hist_loss[:, -2], hist_gn[:, -2]
     return Ws, (bs if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, done
+
+
+def warm_up(loss, d0, d1, batch=False):
+    """Compile (or load from Numba's cache) the loop for this loss variant; report how.
+
+    Returns ``(seconds, source)`` with ``source`` one of "compiled", "cache" or "loaded"
+    (already in this process). Importing minissl compiles nothing; this is the first use.
+    """
+    import time
+
+    disp = _run_batch if batch else _run_parallel
+    if not hasattr(disp, "stats"):  # NUMBA_DISABLE_JIT=1: plain Python functions
+        return 0.0, "python (JIT disabled)"
+    before = sum(disp.stats.cache_misses.values()), sum(disp.stats.cache_hits.values())
+    already = len(disp.signatures) > 0
+    t0 = time.perf_counter()
+    x = np.zeros((2, d0))
+    F = np.zeros((d0, d0))
+    W = np.zeros((d1, d0))
+    if batch:
+        train_batch(loss, x[None], F[None], W[None], None, steps=0, lr=1.0, lr_final=0.0, cosine=False,
+                    adam=True, momentum=0.0, fresh=True, replicates=1, seeds=[0], record_every=1)
+    else:
+        train_infonce(loss, x, F, W, None, steps=0, lr=1.0, lr_final=0.0, cosine=False, adam=True,
+                      momentum=0.0, fresh=True, replicates=1, seed=0, record_every=1)
+    dt = time.perf_counter() - t0
+    after = sum(disp.stats.cache_misses.values()), sum(disp.stats.cache_hits.values())
+    if after[0] > before[0]:
+        return dt, "compiled"
+    if after[1] > before[1]:
+        return dt, "cache"
+    return dt, "loaded" if already else "cache"

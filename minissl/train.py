@@ -318,9 +318,12 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
     hist = {"step": [], "loss": [], "grad_norm": [], "spectrum": []}
     snapshots = {}
     t_compile = time.perf_counter()
+    compile_seconds, compile_source = 0.0, None
     if compiled:
         from . import loops
 
+        compile_seconds, compile_source = loops.warm_up(loss, d0, d1)
+        t_compile = time.perf_counter()
         seed32 = int(noise_ss.generate_state(1)[0])
         W, b, hW, _, hl, hg, done = loops.train_infonce(
             loss, x, augmentation.factor, W, b, steps=steps, lr=lr, lr_final=lr_final,
@@ -437,7 +440,8 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
         "lr": lr, "lr_schedule": lr_schedule, "optimizer": optimizer, "noise": noise,
         "replicates": replicates, "bias": bias, "init_scale": init_scale, "seed": seed,
         "dtype": np.dtype(dtype).name, "engine": loss.engine, "compiled_loop": bool(compiled),
-        "train_seconds": train_seconds,
+        "train_seconds": train_seconds, "compile_seconds": compile_seconds,
+        "compile_source": compile_source,
     }
     history = {k: np.asarray(v) for k, v in hist.items()}
     return SimulationResult(W=W, b=b, eigenvalues=ev, history=history, diagnostics=diagnostics,

@@ -62,3 +62,21 @@ def assert_grad_close(analytic, numeric, what="gradient"):
         f"{what}: max relative error {mx:.3g} > {GRAD_RTOL:g}\nanalytic=\n{analytic}\nnumeric=\n{numeric}"
     )
     assert mean <= GRAD_MEAN_RTOL, f"{what}: mean relative error {mean:.3g} > {GRAD_MEAN_RTOL:g}"
+
+# Numba kernels vs the NumPy reference: one tolerance per dtype (relative to max(1, |ref|)).
+# float64: the kernels reorder sums (fixed chunks, fused loops) -> ~1e-15 observed, 1e-12 allowed
+# (normalization divides by |z|, amplifying round-off for small outputs).
+# float32: inputs are float32, the kernels compute in float64 and round the result, the
+# reference computes in float32 -> ~1e-6 observed, 1e-4 allowed.
+PARITY_RTOL = {"float64": 1e-12, "float32": 1e-4}
+
+
+def assert_parity(actual, desired, dtype):
+    import numpy as _np
+
+    tol = PARITY_RTOL[_np.dtype(dtype).name]
+    actual = _np.asarray(actual, dtype=_np.float64)
+    desired = _np.asarray(desired, dtype=_np.float64)
+    scale = max(1.0, float(_np.max(_np.abs(desired)))) if desired.size else 1.0
+    err = float(_np.max(_np.abs(actual - desired))) if desired.size else 0.0
+    assert err <= tol * scale, f"max |numba - numpy| = {err:.3g} > {tol:g} * {scale:.3g}"
