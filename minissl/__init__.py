@@ -13,7 +13,7 @@ from . import data, landscape, metrics
 from .data import gaussian_data
 from .landscape import Landscape, effective_B, effective_landscape, paper_B, predict
 from .losses import ENGINES, LOSS_NAMES, Loss, get_loss
-from .train import ConvergenceWarning, SimulationResult, simulate
+from .train import ConvergenceWarning, SimulationResult, simulate, simulate_batch
 
 __all__ = [
     "__version__",
@@ -31,6 +31,7 @@ __all__ = [
     "paper_B",
     "predict",
     "simulate",
+    "simulate_batch",
     "SimulationResult",
     "ConvergenceWarning",
 ]

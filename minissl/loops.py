@@ -5,16 +5,17 @@ The whole loop — Gaussian augmentation noise, the InfoNCE-family step of
 runs inside compiled code. A single run parallelises inside each step; a batch of runs
 (:func:`train_batch`) parallelises *across* runs, each run executing the serial step.
 
-Random numbers come from Numba's generator, seeded per run at its start; a run executes
-on one thread from start to end, so the same seed gives the same numbers whatever the
-thread count or scheduling. These streams differ from NumPy's, so ``engine="numba"`` and
-``engine="numpy"`` draw different noise for the same seed (each is deterministic).
+Random numbers come from each run's own ``numpy.random.Generator``, which Numba drives
+with NumPy's algorithms in NumPy's order: the compiled loop draws exactly the noise the
+Python loop draws for the same seed, so ``engine="numba"`` and ``engine="numpy"`` follow
+the same trajectory up to floating-point round-off. A run executes on one thread from
+start to end, so results do not depend on the thread count or scheduling.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, typed
 
 from ._config import CACHE, FASTMATH, N_CHUNKS
 from .losses.kernels import _infonce_linear, _infonce_linear_serial
@@ -23,8 +24,13 @@ __all__ = ["train_infonce", "train_batch", "warm_up"]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _draw_views(x, factor, diag, x1, x2, x1T, x2T):
-    """``x1 = x + F xi1``, ``x2 = x + F xi2`` (``F`` diagonal when ``diag``), and transposes."""
+def _draw_views(x, factor, diag, rng, x1, x2, x1T, x2T):
+    """``x1 = x + F xi1``, ``x2 = x + F xi2`` (``F`` diagonal when ``diag``), and transposes.
+
+    ``xi`` is drawn from the NumPy Generator ``rng`` in the order of
+    :meth:`minissl.data.GaussianNoise.sample` (row-major, first view then second), so the
+    compiled loop sees exactly the noise of the Python loop for the same seed.
+    """
     n, d0 = x.shape
     xi = np.empty(d0)
     for v in range(2):
@@ -32,7 +38,7 @@ def _draw_views(x, factor, diag, x1, x2, x1T, x2T):
         outT = x1T if v == 0 else x2T
         for i in range(n):
             for q in range(d0):
-                xi[q] = np.random.standard_normal()
+                xi[q] = rng.standard_normal()
             for q in range(d0):
                 if diag:
                     e = factor[q, q] * xi[q]
@@ -105,8 +111,7 @@ def _sq_norm(gW, gb, has_bias):
 @njit(cache=CACHE)
 def _workspace(n, d0, d1, reps, both):
     nchunks = min(N_CHUNKS, n)
-    return (np.empty((reps, n, d0)), np.empty((reps, n, d0)), np.empty((reps, d0, n)),
-            np.empty((reps, d0, n)), np.empty((n, d1)), np.empty((n, d1)), np.empty(n),
+    return (np.empty((reps, d0, n)), np.empty((reps, d0, n)), np.empty((n, d1)), np.empty((n, d1)), np.empty(n),
             np.empty(n), np.empty((d1, n)), np.empty((d1, n)), np.empty((n, d1)), np.empty(n),
             np.empty((nchunks, d1, n)), np.empty((nchunks, d1, n) if both else (nchunks, 1, 1)),
             np.empty(n), np.empty((d1, n)), np.empty((d1, n)), np.empty((d1, d0)), np.empty(d1))
@@ -118,14 +123,16 @@ def _workspace(n, d0, d1, reps, both):
 
 
 @njit(parallel=True, cache=CACHE)
-def _run_parallel(x, factor, diag, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
-                  fresh, reps, seed, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
+def _run_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
+                  fresh, reps, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
                   hist_W, hist_b, hist_loss, hist_gn):
-    """Train in place (W, b), parallel inside each step; returns the steps done."""
-    np.random.seed(seed)
+    """Train in place (W, b), parallel inside each step; returns the steps done.
+
+    ``x1, x2`` (reps, N, d0) receive the views (with fixed noise: the views used).
+    """
     n, d0 = x.shape
     d1 = W.shape[0]
-    (x1, x2, x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW,
+    (x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW,
      db) = _workspace(n, d0, d1, reps, both)
     gW = np.zeros((d1, d0))
     gb = np.zeros(d1)
@@ -134,12 +141,12 @@ def _run_parallel(x, factor, diag, W, b, has_bias, steps, lr, lr_final, cosine, 
     mb = np.zeros(d1)
     vb = np.zeros(d1)
     for r in range(reps):
-        _draw_views(x, factor, diag, x1[r], x2[r], x1T[r], x2T[r])
+        _draw_views(x, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
     rec = 0
     for t in range(steps):
         if fresh and t > 0:
             for r in range(reps):
-                _draw_views(x, factor, diag, x1[r], x2[r], x1T[r], x2T[r])
+                _draw_views(x, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
         gW[:] = 0.0
         gb[:] = 0.0
         value = 0.0
@@ -166,14 +173,13 @@ def _run_parallel(x, factor, diag, W, b, has_bias, steps, lr, lr_final, cosine, 
 
 
 @njit(cache=CACHE)
-def _run_serial(x, factor, diag, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
-                fresh, reps, seed, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
+def _run_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
+                fresh, reps, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
                 hist_W, hist_b, hist_loss, hist_gn):
     """As :func:`_run_parallel` with the serial step (used one run per thread)."""
-    np.random.seed(seed)
     n, d0 = x.shape
     d1 = W.shape[0]
-    (x1, x2, x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW,
+    (x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW,
      db) = _workspace(n, d0, d1, reps, both)
     gW = np.zeros((d1, d0))
     gb = np.zeros(d1)
@@ -182,12 +188,12 @@ def _run_serial(x, factor, diag, W, b, has_bias, steps, lr, lr_final, cosine, ad
     mb = np.zeros(d1)
     vb = np.zeros(d1)
     for r in range(reps):
-        _draw_views(x, factor, diag, x1[r], x2[r], x1T[r], x2T[r])
+        _draw_views(x, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
     rec = 0
     for t in range(steps):
         if fresh and t > 0:
             for r in range(reps):
-                _draw_views(x, factor, diag, x1[r], x2[r], x1T[r], x2T[r])
+                _draw_views(x, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
         gW[:] = 0.0
         gb[:] = 0.0
         value = 0.0
@@ -214,14 +220,14 @@ def _run_serial(x, factor, diag, W, b, has_bias, steps, lr, lr_final, cosine, ad
 
 
 @njit(parallel=True, cache=CACHE)
-def _run_batch(xs, factors, diag, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam, momentum,
-               fresh, reps, seeds, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
+def _run_batch(xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam,
+               momentum, fresh, reps, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
                hist_W, hist_b, hist_loss, hist_gn, done):
     for k in prange(xs.shape[0]):
-        done[k] = _run_serial(xs[k], factors[k], diag, Ws[k], bs[k], has_bias, steps, lr, lr_final,
-                              cosine, adam, momentum, fresh, reps, seeds[k], record_every, alpha, beta,
-                              both, normalize, c, norm_eps, wd, hist_W[k], hist_b[k], hist_loss[k],
-                              hist_gn[k])
+        done[k] = _run_serial(xs[k], factors[k], diag, rngs[np.int64(k)], x1s[k], x2s[k], Ws[k], bs[k], has_bias,
+                              steps, lr, lr_final, cosine, adam, momentum, fresh, reps, record_every,
+                              alpha, beta, both, normalize, c, norm_eps, wd, hist_W[k], hist_b[k],
+                              hist_loss[k], hist_gn[k])
 
 
 def _n_records(steps, record_every):
@@ -235,11 +241,13 @@ def _loss_args(loss):
 
 
 def train_infonce(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, momentum, fresh,
-                  replicates, seed, record_every):
+                  replicates, rng, record_every):
     """Run one compiled training of an InfoNCE-family loss with Gaussian noise ``F xi``.
 
-    Returns ``(W, b, hist_W, hist_b, hist_loss, hist_gn, steps_done)``; history rows are
-    recorded at steps ``0, record_every, ...`` and after the last step.
+    ``rng`` is a ``numpy.random.Generator`` (advanced in place, as the Python loop would).
+    Returns ``(W, b, hist_W, hist_b, hist_loss, hist_gn, steps_done, (x1, x2))``; history
+    rows are recorded at steps ``0, record_every, ...`` and after the last step; ``x1, x2``
+    are the last views drawn (the fixed views with ``fresh=False``).
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
     factor = np.ascontiguousarray(factor, dtype=np.float64)
@@ -252,20 +260,23 @@ def train_infonce(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam,
     hist_b = np.zeros((nrec, W.shape[0]))
     hist_loss = np.full(nrec, np.nan)
     hist_gn = np.full(nrec, np.nan)
-    done = _run_parallel(x, factor, diag, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
-                         fresh, replicates, seed, record_every, *_loss_args(loss), hist_W, hist_b,
+    x1 = np.empty((replicates,) + x.shape)
+    x2 = np.empty((replicates,) + x.shape)
+    done = _run_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam,
+                         momentum, fresh, replicates, record_every, *_loss_args(loss), hist_W, hist_b,
                          hist_loss, hist_gn)
     if nrec > 1:  # the row after the last step repeats the last evaluated loss
         hist_loss[-1], hist_gn[-1] = hist_loss[-2], hist_gn[-2]
-    return W, (b if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, int(done)
+    return W, (b if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, int(done), (x1, x2)
 
 
 def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, adam, momentum, fresh,
-                replicates, seeds, record_every):
+                replicates, rngs, record_every):
     """Run ``K`` independent compiled trainings in parallel (one thread per run).
 
     ``xs`` (K, N, d0), ``factors`` (K, d0, d0), ``W0s`` (K, d1, d0), ``b0s`` (K, d1) or None,
-    ``seeds`` (K,). Returns the same fields as :func:`train_infonce`, stacked over runs.
+    ``rngs`` K NumPy Generators. Returns the same fields as :func:`train_infonce`, stacked
+    over runs.
     """
     xs = np.ascontiguousarray(xs, dtype=np.float64)
     factors = np.ascontiguousarray(factors, dtype=np.float64)
@@ -280,12 +291,14 @@ def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, ada
     hist_loss = np.full((K, nrec), np.nan)
     hist_gn = np.full((K, nrec), np.nan)
     done = np.zeros(K, dtype=np.int64)
-    _run_batch(xs, factors, diag, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh,
-               replicates, np.asarray(seeds, dtype=np.int64), record_every, *_loss_args(loss),
-               hist_W, hist_b, hist_loss, hist_gn, done)
+    x1s = np.empty((K, replicates) + xs.shape[1:])
+    x2s = np.empty((K, replicates) + xs.shape[1:])
+    _run_batch(xs, factors, diag, typed.List(rngs), x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine,
+               adam, momentum, fresh, replicates, record_every, *_loss_args(loss), hist_W, hist_b, hist_loss,
+               hist_gn, done)
     if nrec > 1:
         hist_loss[:, -1], hist_gn[:, -1] = hist_loss[:, -2], hist_gn[:, -2]
-    return Ws, (bs if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, done
+    return Ws, (bs if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, done, (x1s, x2s)
 
 
 def warm_up(loss, d0, d1, batch=False):
@@ -307,10 +320,11 @@ def warm_up(loss, d0, d1, batch=False):
     W = np.zeros((d1, d0))
     if batch:
         train_batch(loss, x[None], F[None], W[None], None, steps=0, lr=1.0, lr_final=0.0, cosine=False,
-                    adam=True, momentum=0.0, fresh=True, replicates=1, seeds=[0], record_every=1)
+                    adam=True, momentum=0.0, fresh=True, replicates=1, rngs=[np.random.default_rng(0)],
+                    record_every=1)
     else:
         train_infonce(loss, x, F, W, None, steps=0, lr=1.0, lr_final=0.0, cosine=False, adam=True,
-                      momentum=0.0, fresh=True, replicates=1, seed=0, record_every=1)
+                      momentum=0.0, fresh=True, replicates=1, rng=np.random.default_rng(0), record_every=1)
     dt = time.perf_counter() - t0
     after = sum(disp.stats.cache_misses.values()), sum(disp.stats.cache_hits.values())
     if after[0] > before[0]:

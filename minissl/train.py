@@ -48,6 +48,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 from scipy import stats
@@ -58,7 +59,7 @@ from .landscape import effective_landscape
 from .losses import ENGINES, LOSS_NAMES, Loss, get_loss
 from .metrics import spectrum
 
-__all__ = ["simulate", "SimulationResult", "ConvergenceWarning", "Adam", "SGD"]
+__all__ = ["simulate", "simulate_batch", "SimulationResult", "ConvergenceWarning", "Adam", "SGD"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -234,6 +235,25 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
     -------
     SimulationResult
     """
+    P = _plan(loss, data=data, n=n, variances=variances, cov=cov, augmentation=augmentation,
+              sigma=sigma, theta=theta, content_dims=content_dims, scale_b=scale_b, d1=d1,
+              model=model, steps=steps, lr=lr, optimizer=optimizer, momentum=momentum,
+              lr_schedule=lr_schedule, lr_final=lr_final, noise=noise, replicates=replicates,
+              bias=bias, init_scale=init_scale, seed=seed, record_every=record_every,
+              window=window, spectral_tol=spectral_tol, grad_tol=grad_tol, grad_alpha=grad_alpha,
+              check_draws=check_draws, dtype=dtype, kappa=kappa, warn=warn, engine=engine,
+              **loss_params)
+    return _finish(P, *_train_one(P))
+
+
+def _plan(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0, 4.0),
+             cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
+             scale_b=1.0, d1=None, model="exact", steps=3000, lr=3e-3, optimizer="adam",
+             momentum=0.0, lr_schedule="cosine", lr_final=None, noise="fresh",
+             replicates=1, bias=False, init_scale=0.1, seed=0, record_every=None,
+             window=None, spectral_tol=1e-2, grad_tol=1e-4, grad_alpha=1e-3, check_draws=64,
+             dtype=np.float64, kappa=None, warn=True, engine="numba", **loss_params):
+    """Validate the arguments of :func:`simulate` and set up one run (data, init, noise)."""
     if not isinstance(loss, Loss):
         if not isinstance(loss, str):
             raise TypeError(f"loss == {loss!r}, must be a loss name or a Loss object.")
@@ -283,9 +303,6 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
     rng_noise = np.random.default_rng(noise_ss)
     W = (init_scale / math.sqrt(d0) * rng_init.standard_normal((d1, d0))).astype(dtype)
     b = np.zeros(d1, dtype=dtype) if bias else None
-    params = [W] if b is None else [W, b]
-    opt = Adam(params, lr) if optimizer == "adam" else SGD(params, lr, momentum)
-
     A0_model = augmentation.clean_moment(data.A0)
     mean_model = np.asarray(data.x, dtype=np.float64).mean(0) * (
         augmentation.b if augmentation.name == "scale" else 1.0)
@@ -296,13 +313,15 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
             v, gW, gb = land._value_and_grad(W.astype(np.float64), None if b is None else b.astype(np.float64))
             return v, gW.astype(dtype), None if gb is None else gb.astype(dtype)
     else:
-        fixed_views = augmentation.views(x, rng_noise, replicates) if noise == "fixed" else None
+        fixed = {}  # fixed noise: drawn at the first step (the compiled loop stores its own here)
 
         def grad_fn(W, b, fresh):
-            if fresh and noise == "fresh":
+            if noise == "fresh":
                 x1s, x2s = augmentation.views(x, rng_noise, replicates)
             else:
-                x1s, x2s = fixed_views
+                if "views" not in fixed:
+                    fixed["views"] = augmentation.views(x, rng_noise, replicates)
+                x1s, x2s = fixed["views"]
             tot_v, tot_gW, tot_gb = 0.0, np.zeros_like(W), None if b is None else np.zeros_like(b)
             for r in range(x1s.shape[0]):
                 v, gW, gb = loss._value_and_grad(W, x1s[r], x2s[r], b)
@@ -315,55 +334,75 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
 
     compiled = (loss.accelerated and model == "exact" and isinstance(augmentation, GaussianNoise)
                 and dtype == np.float64)
+    return SimpleNamespace(**locals())
+
+
+def _train_one(P):
+    """Run the training loop of one planned run; returns (W, b, hist, snapshots, timing)."""
+    W, b = P.W, P.b
     hist = {"step": [], "loss": [], "grad_norm": [], "spectrum": []}
     snapshots = {}
-    t_compile = time.perf_counter()
-    compile_seconds, compile_source = 0.0, None
-    if compiled:
+    timing = {"compile_seconds": 0.0, "compile_source": None}
+    if P.compiled:
         from . import loops
 
-        compile_seconds, compile_source = loops.warm_up(loss, d0, d1)
-        t_compile = time.perf_counter()
-        seed32 = int(noise_ss.generate_state(1)[0])
-        W, b, hW, _, hl, hg, done = loops.train_infonce(
-            loss, x, augmentation.factor, W, b, steps=steps, lr=lr, lr_final=lr_final,
-            cosine=lr_schedule == "cosine", adam=optimizer == "adam", momentum=momentum,
-            fresh=noise == "fresh", replicates=replicates, seed=seed32, record_every=record_every)
-        if done < steps:
+        timing["compile_seconds"], timing["compile_source"] = loops.warm_up(P.loss, P.d0, P.d1)
+        t0 = time.perf_counter()
+        W, b, hW, _, hl, hg, done, views = loops.train_infonce(
+            P.loss, P.x, P.augmentation.factor, W, b, steps=P.steps, lr=P.lr, lr_final=P.lr_final,
+            cosine=P.lr_schedule == "cosine", adam=P.optimizer == "adam", momentum=P.momentum,
+            fresh=P.noise == "fresh", replicates=P.replicates, rng=P.rng_noise,
+            record_every=P.record_every)
+        timing["train_seconds"] = time.perf_counter() - t0
+        _check_done(done, P)
+        if P.noise == "fixed":
+            P.fixed["views"] = views
+        return W, b, _compiled_history(P, hW, hl, hg), snapshots, timing
+    t0 = time.perf_counter()
+    params = [W] if b is None else [W, b]
+    opt = Adam(params, P.lr) if P.optimizer == "adam" else SGD(params, P.lr, P.momentum)
+    for t in range(P.steps + 1):
+        if t == P.steps:
+            hist["step"].append(t)
+            hist["loss"].append(hist["loss"][-1] if hist["loss"] else float("nan"))
+            hist["grad_norm"].append(hist["grad_norm"][-1] if hist["grad_norm"] else float("nan"))
+            hist["spectrum"].append(spectrum(W))
+            break
+        with np.errstate(over="ignore", invalid="ignore"):
+            v, gW, gb = P.grad_fn(W, b, True)
+        if not np.isfinite(v) or not np.all(np.isfinite(gW)) or not np.all(np.isfinite(W)):
             raise FloatingPointError(
-                f"training diverged at step {done}; lower lr (== {lr!r}) or init_scale.")
-        rec_steps = list(range(0, steps, record_every)) + [steps]
-        hist = {"step": rec_steps, "loss": list(hl), "grad_norm": list(hg),
-                "spectrum": [spectrum(w) for w in hW]}
-        params = [W] if b is None else [W, b]
-    else:
-        for t in range(steps + 1):
-            if t == steps:
-                hist["step"].append(t)
-                hist["loss"].append(hist["loss"][-1] if hist["loss"] else float("nan"))
-                hist["grad_norm"].append(hist["grad_norm"][-1] if hist["grad_norm"] else float("nan"))
-                hist["spectrum"].append(spectrum(W))
-                break
-            with np.errstate(over="ignore", invalid="ignore"):
-                v, gW, gb = grad_fn(W, b, True)
-            if not np.isfinite(v) or not np.all(np.isfinite(gW)) or not np.all(np.isfinite(W)):
-                raise FloatingPointError(
-                    f"training diverged at step {t} (loss == {v!r}); lower lr (== {lr!r}) or init_scale."
-                )
-            if t == steps - window:
-                snapshots["start"] = spectrum(W)
-            if t % record_every == 0:
-                hist["step"].append(t)
-                hist["loss"].append(float(v))
-                gn2 = float(np.sum(gW.astype(np.float64) ** 2)) + (
-                    0.0 if gb is None else float(np.sum(gb.astype(np.float64) ** 2)))
-                hist["grad_norm"].append(math.sqrt(gn2))
-                hist["spectrum"].append(spectrum(W))
-            grads = [gW] if b is None else [gW, gb]
-            with np.errstate(over="ignore", invalid="ignore"):
-                opt.step(params, grads, _lr_at(t, steps, lr, lr_schedule, lr_final))
-    train_seconds = time.perf_counter() - t_compile
+                f"training diverged at step {t} (loss == {v!r}); lower lr (== {P.lr!r}) or init_scale."
+            )
+        if t == P.steps - P.window:
+            snapshots["start"] = spectrum(W)
+        if t % P.record_every == 0:
+            hist["step"].append(t)
+            hist["loss"].append(float(v))
+            gn2 = float(np.sum(gW.astype(np.float64) ** 2)) + (
+                0.0 if gb is None else float(np.sum(gb.astype(np.float64) ** 2)))
+            hist["grad_norm"].append(math.sqrt(gn2))
+            hist["spectrum"].append(spectrum(W))
+        grads = [gW] if b is None else [gW, gb]
+        with np.errstate(over="ignore", invalid="ignore"):
+            opt.step(params, grads, _lr_at(t, P.steps, P.lr, P.lr_schedule, P.lr_final))
+    timing["train_seconds"] = time.perf_counter() - t0
+    return W, b, hist, snapshots, timing
 
+
+def _check_done(done, P):
+    if done < P.steps:
+        raise FloatingPointError(f"training diverged at step {done}; lower lr (== {P.lr!r}) or init_scale.")
+
+
+def _compiled_history(P, hW, hl, hg):
+    rec_steps = list(range(0, P.steps, P.record_every)) + [P.steps]
+    return {"step": rec_steps, "loss": list(hl), "grad_norm": list(hg), "spectrum": [spectrum(w) for w in hW]}
+
+
+def _finish(P, W, b, hist, snapshots, timing):
+    """Convergence diagnostics and the result object of one run."""
+    steps, window, spectral_tol, grad_tol = P.steps, P.window, P.spectral_tol, P.grad_tol
     ev = spectrum(W)
     # drift of the spectrum: mean over the last half-window vs the half-window before
     # (means, so that step-to-step noise of fresh augmentation does not count as drift)
@@ -386,11 +425,11 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
     spectrum_ok = spectral_change <= spectral_tol or (
         bool(np.all(drift <= 3.0 * se)) and spectral_noise <= spectral_tol)
     # full gradient at the final point
-    stochastic = model == "exact" and noise == "fresh"
-    draws = check_draws if stochastic else 1
+    stochastic = P.model == "exact" and P.noise == "fresh"
+    draws = P.check_draws if stochastic else 1
     gs = []
     for _ in range(draws):
-        _, gW, gb = grad_fn(W, b, True)
+        _, gW, gb = P.grad_fn(W, b, True)
         gs.append(np.concatenate([gW.ravel(), gb.ravel()]) if gb is not None else gW.ravel())
     gs = np.asarray(gs, dtype=np.float64)
     gmean = gs.mean(0)
@@ -407,7 +446,7 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
         stat = float(np.sum(gmean[noisy] ** 2 / var[noisy]))
         grad_pvalue = float(stats.chi2.sf(stat, int(np.count_nonzero(noisy)))) if np.any(noisy) else 0.0
         quiet_ok = bool(np.all(np.abs(gmean[~noisy]) <= grad_tol))
-        grad_ok = grad_ok or (grad_pvalue > grad_alpha and quiet_ok)
+        grad_ok = grad_ok or (grad_pvalue > P.grad_alpha and quiet_ok)
     converged = bool(grad_ok and spectrum_ok)
     diagnostics = {
         "grad_norm": grad_norm,
@@ -421,29 +460,106 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
         "spectral_tol": spectral_tol,
         "check_draws": draws,
     }
-    if warn and not converged:
+    if P.warn and not converged:
         warnings.warn(
             f"run not converged after {steps} steps: spectral change {spectral_change:.3g} "
-            f"(tol {spectral_tol:g}, jitter SE {spectral_noise:.2g}) over the last {window} steps, mean gradient norm "
-            f"{grad_norm:.3g} (tol {grad_tol:g}"
-            + (f"; p-value of 'zero mean gradient' {grad_pvalue:.2g}, needs > {grad_alpha:g}"
+            f"(tol {spectral_tol:g}, jitter SE {spectral_noise:.2g}) over the last {window} steps, "
+            f"mean gradient norm {grad_norm:.3g} (tol {grad_tol:g}"
+            + (f"; p-value of 'zero mean gradient' {grad_pvalue:.2g}, needs > {P.grad_alpha:g}"
                if grad_pvalue is not None else "") + "); "
             "increase steps, lower lr, use lr_schedule='cosine' or more replicates.",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+    loss, augmentation = P.loss, P.augmentation
     settings = {
         "loss": loss.name, "loss_params": loss.params, "normalize": loss.normalize, "c": loss.c,
-        "weight_decay": loss.weight_decay, "n": data.n, "d0": d0, "d1": d1,
+        "weight_decay": loss.weight_decay, "n": P.data.n, "d0": P.d0, "d1": P.d1,
         "augmentation": augmentation.name, "sigma": getattr(augmentation, "sigma", None),
-        "theta": getattr(augmentation, "theta", None), "model": model, "steps": steps,
-        "lr": lr, "lr_schedule": lr_schedule, "optimizer": optimizer, "noise": noise,
-        "replicates": replicates, "bias": bias, "init_scale": init_scale, "seed": seed,
-        "dtype": np.dtype(dtype).name, "engine": loss.engine, "compiled_loop": bool(compiled),
-        "train_seconds": train_seconds, "compile_seconds": compile_seconds,
-        "compile_source": compile_source,
+        "theta": getattr(augmentation, "theta", None), "model": P.model, "steps": steps,
+        "lr": P.lr, "lr_schedule": P.lr_schedule, "optimizer": P.optimizer, "noise": P.noise,
+        "replicates": P.replicates, "bias": P.bias, "init_scale": P.init_scale, "seed": P.seed,
+        "dtype": np.dtype(P.dtype).name, "engine": loss.engine, "compiled_loop": bool(P.compiled),
+        "train_seconds": timing["train_seconds"], "compile_seconds": timing["compile_seconds"],
+        "compile_source": timing["compile_source"],
     }
     history = {k: np.asarray(v) for k, v in hist.items()}
     return SimulationResult(W=W, b=b, eigenvalues=ev, history=history, diagnostics=diagnostics,
-                            converged=converged, dataset=data, C=C, loss=loss, A0_model=A0_model,
-                            mean_model=mean_model, settings=settings)
+                            converged=converged, dataset=P.data, C=P.C, loss=loss, A0_model=P.A0_model,
+                            mean_model=P.mean_model, settings=settings)
+
+
+def _group_key(P):
+    L = P.loss
+    return (L.name, tuple(sorted(L._core_kwargs.items())), L.normalize, L.c, L.norm_eps, L.weight_decay,
+            P.x.shape, P.d1, P.steps, P.lr, P.lr_final, P.lr_schedule, P.optimizer, P.momentum, P.noise,
+            P.replicates, P.record_every, P.b is not None)
+
+
+def simulate_batch(configs, **common):
+    """Run many independent simulations; compiled runs execute in parallel *across* runs.
+
+    Parameters
+    ----------
+    configs : sequence of dict
+        Keyword arguments of :func:`simulate` for each run, overriding ``common``, e.g.
+        ``[{"sigma": s, "seed": k} for s in sigmas for k in range(4)]`` (a sweep over
+        sigma and seeds), or over ``n``, ``theta``, ``variances``.
+    **common
+        Keyword arguments shared by every run (``loss``, its parameters, ``steps``, ...).
+
+    Returns
+    -------
+    list of SimulationResult
+        In the order of ``configs``.
+
+    Notes
+    -----
+    Runs that can use the compiled loop (see :func:`simulate`) and share the problem size,
+    the loss and the optimizer settings are executed together by
+    :func:`minissl.loops.train_batch`, one thread per run, each with the serial step; the
+    others run one after another. Every run gives *the same numbers* as
+    ``simulate(**common, **config)`` (same seeds, bit-identical kernels), whatever the
+    grouping or the number of threads. ``settings["train_seconds"]`` of a batched run is
+    the wall time of its whole group.
+    """
+    if isinstance(configs, dict) or not hasattr(configs, "__iter__"):
+        raise TypeError("configs must be a sequence of dicts of simulate() arguments.")
+    configs = list(configs)
+    for k, cfg in enumerate(configs):
+        if not isinstance(cfg, dict):
+            raise TypeError(f"configs[{k}] == {cfg!r}, must be a dict of simulate() arguments.")
+    plans = [_plan(**{**common, **cfg}) for cfg in configs]
+    results = [None] * len(plans)
+    groups = {}
+    for k, P in enumerate(plans):
+        if P.compiled:
+            groups.setdefault(_group_key(P), []).append(k)
+        else:
+            results[k] = _finish(P, *_train_one(P))
+    if groups:
+        from . import loops
+
+    for idx in groups.values():
+        P0 = plans[idx[0]]
+        comp_s, comp_src = loops.warm_up(P0.loss, P0.d0, P0.d1, batch=True)
+        t0 = time.perf_counter()
+        Ws, bs, hW, _, hl, hg, done, (x1s, x2s) = loops.train_batch(
+            P0.loss, np.stack([plans[k].x for k in idx]),
+            np.stack([plans[k].augmentation.factor for k in idx]),
+            np.stack([plans[k].W for k in idx]),
+            None if P0.b is None else np.stack([plans[k].b for k in idx]),
+            steps=P0.steps, lr=P0.lr, lr_final=P0.lr_final, cosine=P0.lr_schedule == "cosine",
+            adam=P0.optimizer == "adam", momentum=P0.momentum, fresh=P0.noise == "fresh",
+            replicates=P0.replicates, rngs=[plans[k].rng_noise for k in idx],
+            record_every=P0.record_every)
+        timing = {"compile_seconds": comp_s, "compile_source": comp_src,
+                  "train_seconds": time.perf_counter() - t0}
+        for j, k in enumerate(idx):
+            P = plans[k]
+            _check_done(int(done[j]), P)
+            if P.noise == "fixed":
+                P.fixed["views"] = (x1s[j], x2s[j])
+            results[k] = _finish(P, Ws[j], None if bs is None else bs[j],
+                                 _compiled_history(P, hW[j], hl[j], hg[j]), {}, timing)
+    return results
