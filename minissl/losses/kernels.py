@@ -371,11 +371,12 @@ def infonce_core(z1, z2, alpha=1.0, beta=1.0, negatives="view1", parallel=True, 
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _forward_rows(i0, i1, W, b, has_bias, x1, x2, normalize, c, norm_eps, both,
+def _forward_rows(i0, i1, WT, b, has_bias, x1, x2, normalize, c, norm_eps, both,
                   z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, alpha):
-    """Rows ``i0 <= i < i1``: ``z = W x + b`` (normalized if asked), transposes, positives."""
+    """Rows ``i0 <= i < i1``: ``z = W x + b`` (``WT = W^T``; normalized if asked), transposes
+    of both outputs, and the positive-pair logits."""
     d0 = x1.shape[1]
-    d1 = W.shape[0]
+    d1 = WT.shape[1]
     sc = np.sqrt(c)
     la = np.log(alpha) if alpha > 0 else 0.0
     for i in range(i0, i1):
@@ -387,9 +388,10 @@ def _forward_rows(i0, i1, W, b, has_bias, x1, x2, normalize, c, norm_eps, both,
         for q in range(d0):
             u1 = x1[i, q]
             u2 = x2[i, q]
+            wq = WT[q]
             for p in range(d1):
-                r1[p] += u1 * W[p, q]
-                r2[p] += u2 * W[p, q]
+                r1[p] += u1 * wq[p]
+                r2[p] += u2 * wq[p]
         if normalize:
             a1 = 0.0
             a2 = 0.0
@@ -406,8 +408,7 @@ def _forward_rows(i0, i1, W, b, has_bias, x1, x2, normalize, c, norm_eps, both,
         s = 0.0
         for p in range(d1):
             z1T[p, i] = r1[p]
-            if both:
-                z2T[p, i] = r2[p]
+            z2T[p, i] = r2[p]
             gA[i, p] = 0.0
             t = r1[p] - r2[p]
             s += t * t
@@ -436,27 +437,40 @@ def _reduce_features(p0, p1, gA, buf1, buf2, both, g1, g2):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _positive_rows(i0, i1, z1, z2, nrm1, nrm2, lpos, lse, alpha, beta, normalize, c, g1, g2):
-    """Rows ``i0 <= i < i1``: positive-pair gradient and the normalization backward pass."""
-    n, d1 = z1.shape
+def _positive_rows(i0, i1, z1T, z2T, nrm1, nrm2, lpos, lse, alpha, beta, normalize, c, g1, g2):
+    """Rows ``i0 <= i < i1``: positive-pair gradient and the normalization backward pass.
+
+    Works on the feature-major arrays (``z1T``, ``g1``: (d1, N)) so every inner loop is
+    contiguous.
+    """
+    d1, n = z1T.shape
     sc = np.sqrt(c)
+    m = i1 - i0
+    e2 = np.empty(m)
     for i in range(i0, i1):
         wpos = np.exp(lpos[i] - lse[i]) if alpha > 0 else 0.0
-        e2 = 2.0 * (0.5 - 0.5 * beta * wpos) / n
+        e2[i - i0] = 2.0 * (0.5 - 0.5 * beta * wpos) / n
+    for p in range(d1):
+        a1 = z1T[p]
+        a2 = z2T[p]
+        h1 = g1[p]
+        h2 = g2[p]
+        for i in range(i0, i1):
+            dp = e2[i - i0] * (a1[i] - a2[i])
+            h1[i] += dp
+            h2[i] -= dp
+    if normalize:
+        # g_z = sqrt(c)/|z| (g - u (u . g)) with u = y / sqrt(c)
+        t1 = np.zeros(m)
+        t2 = np.zeros(m)
         for p in range(d1):
-            dp = e2 * (z1[i, p] - z2[i, p])
-            g1[p, i] += dp
-            g2[p, i] -= dp
-        if normalize:
-            # g_z = sqrt(c)/|z| (g - u (u . g)) with u = y / sqrt(c)
-            t1 = 0.0
-            t2 = 0.0
-            for p in range(d1):
-                t1 += z1[i, p] * g1[p, i]
-                t2 += z2[i, p] * g2[p, i]
-            for p in range(d1):
-                g1[p, i] = sc / nrm1[i] * (g1[p, i] - z1[i, p] * t1 / c)
-                g2[p, i] = sc / nrm2[i] * (g2[p, i] - z2[i, p] * t2 / c)
+            for i in range(i0, i1):
+                t1[i - i0] += z1T[p, i] * g1[p, i]
+                t2[i - i0] += z2T[p, i] * g2[p, i]
+        for p in range(d1):
+            for i in range(i0, i1):
+                g1[p, i] = sc / nrm1[i] * (g1[p, i] - z1T[p, i] * t1[i - i0] / c)
+                g2[p, i] = sc / nrm2[i] * (g2[p, i] - z2T[p, i] * t2[i - i0] / c)
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -513,15 +527,16 @@ def _infonce_linear(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normali
     n = x1.shape[0]
     d1 = W.shape[0]
     nchunks = buf1.shape[0]
+    WT = np.ascontiguousarray(W.T)
     for blk in prange(nchunks):
-        _forward_rows(blk * n // nchunks, (blk + 1) * n // nchunks, W, b, has_bias, x1, x2,
+        _forward_rows(blk * n // nchunks, (blk + 1) * n // nchunks, WT, b, has_bias, x1, x2,
                       normalize, c, norm_eps, both, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
     for ch in prange(nchunks):
         _infonce_chunk(ch, nchunks, z1T, z2T, z1, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
     for p in prange(d1):
         _reduce_features(p, p + 1, gA, buf1, buf2, both, g1, g2)
     for blk in prange(nchunks):
-        _positive_rows(blk * n // nchunks, (blk + 1) * n // nchunks, z1, z2, nrm1, nrm2, lpos, lse,
+        _positive_rows(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, lpos, lse,
                        alpha, beta, normalize, c, g1, g2)
     for p in prange(d1):
         _weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
@@ -539,14 +554,15 @@ def _infonce_linear_serial(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, 
     n = x1.shape[0]
     d1 = W.shape[0]
     nchunks = buf1.shape[0]
+    WT = np.ascontiguousarray(W.T)
     for blk in range(nchunks):
-        _forward_rows(blk * n // nchunks, (blk + 1) * n // nchunks, W, b, has_bias, x1, x2,
+        _forward_rows(blk * n // nchunks, (blk + 1) * n // nchunks, WT, b, has_bias, x1, x2,
                       normalize, c, norm_eps, both, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
     for ch in range(nchunks):
         _infonce_chunk(ch, nchunks, z1T, z2T, z1, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
     _reduce_features(0, d1, gA, buf1, buf2, both, g1, g2)
     for blk in range(nchunks):
-        _positive_rows(blk * n // nchunks, (blk + 1) * n // nchunks, z1, z2, nrm1, nrm2, lpos, lse,
+        _positive_rows(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, lpos, lse,
                        alpha, beta, normalize, c, g1, g2)
     _weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
     return _value(z1, z2, lse, beta, W, wd)
@@ -567,7 +583,7 @@ class LinearWorkspace:
             self.nrm1 = np.empty(n)
             self.nrm2 = np.empty(n)
             self.z1T = np.empty((d1, n))
-            self.z2T = np.empty((d1, n)) if both else self.z1T
+            self.z2T = np.empty((d1, n))
             self.gA = np.empty((n, d1))
             self.buf1 = np.empty((nchunks, d1, n))
             self.buf2 = np.empty((nchunks, d1, n) if both else (nchunks, 1, 1))
