@@ -1,7 +1,7 @@
 """Compiled training loops (Numba): one run, or many independent runs in parallel.
 
-The whole loop — Gaussian augmentation noise, the InfoNCE-family step of
-:mod:`minissl.losses.kernels`, Adam or SGD, the learning-rate schedule and the history —
+The whole loop — Gaussian augmentation noise, the compiled step of the loss (any of the
+six; :mod:`minissl.losses.kernels`, ``kernels_scl``, ``kernels_decorrelation``), Adam or SGD, the learning-rate schedule and the history —
 runs inside compiled code. A single run parallelises inside each step; a batch of runs
 (:func:`train_batch`) parallelises *across* runs, each run executing the serial step.
 
@@ -19,8 +19,10 @@ from numba import njit, prange, typed
 
 from ._config import CACHE, FASTMATH, N_CHUNKS
 from .losses.kernels import _infonce_linear, _infonce_linear_serial
+from .losses.kernels_decorrelation import _decorrelation_linear
+from .losses.kernels_scl import _scl_linear, _scl_linear_serial
 
-__all__ = ["train_infonce", "train_batch", "warm_up"]
+__all__ = ["train_linear", "train_batch", "warm_up"]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -124,7 +126,7 @@ def _workspace(n, d0, d1, reps, both):
 
 @njit(parallel=True, cache=CACHE)
 def _run_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
-                  fresh, reps, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
+                  fresh, reps, record_every, kind, prm, both, normalize, c, norm_eps, wd,
                   hist_W, hist_b, hist_loss, hist_gn):
     """Train in place (W, b), parallel inside each step; returns the steps done.
 
@@ -151,9 +153,18 @@ def _run_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_fi
         gb[:] = 0.0
         value = 0.0
         for r in range(reps):
-            value += _infonce_linear(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], alpha, beta, both,
-                                     normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA,
-                                     lpos, buf1, buf2, lse, g1, g2, dW, db) / reps
+            if kind == 0:
+                v = _infonce_linear(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], prm[0], prm[1], both,
+                                    normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA,
+                                    lpos, buf1, buf2, lse, g1, g2, dW, db)
+            elif kind == 1:
+                v = _scl_linear(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], both, normalize, c, norm_eps,
+                                wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+            else:
+                v = _decorrelation_linear(kind - 2, prm, W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r],
+                                          normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA,
+                                          lpos, g1, g2, dW, db)
+            value += v / reps
             _accumulate(gW, gb, dW, db, 1.0 / reps)
         gn = _sq_norm(gW, gb, has_bias)
         if not (np.isfinite(value) and np.isfinite(gn)):
@@ -174,7 +185,7 @@ def _run_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_fi
 
 @njit(cache=CACHE)
 def _run_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
-                fresh, reps, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
+                fresh, reps, record_every, kind, prm, both, normalize, c, norm_eps, wd,
                 hist_W, hist_b, hist_loss, hist_gn):
     """As :func:`_run_parallel` with the serial step (used one run per thread)."""
     n, d0 = x.shape
@@ -198,9 +209,19 @@ def _run_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_fina
         gb[:] = 0.0
         value = 0.0
         for r in range(reps):
-            value += _infonce_linear_serial(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], alpha, beta,
-                                            both, normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T,
-                                            z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db) / reps
+            if kind == 0:
+                v = _infonce_linear_serial(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], prm[0], prm[1],
+                                           both, normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T,
+                                           z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+            elif kind == 1:
+                v = _scl_linear_serial(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], both, normalize, c,
+                                       norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2,
+                                       lse, g1, g2, dW, db)
+            else:
+                v = _decorrelation_linear(kind - 2, prm, W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r],
+                                          normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA,
+                                          lpos, g1, g2, dW, db)
+            value += v / reps
             _accumulate(gW, gb, dW, db, 1.0 / reps)
         gn = _sq_norm(gW, gb, has_bias)
         if not (np.isfinite(value) and np.isfinite(gn)):
@@ -221,12 +242,12 @@ def _run_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_fina
 
 @njit(parallel=True, cache=CACHE)
 def _run_batch(xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam,
-               momentum, fresh, reps, record_every, alpha, beta, both, normalize, c, norm_eps, wd,
+               momentum, fresh, reps, record_every, kind, prm, both, normalize, c, norm_eps, wd,
                hist_W, hist_b, hist_loss, hist_gn, done):
     for k in prange(xs.shape[0]):
         done[k] = _run_serial(xs[k], factors[k], diag, rngs[np.int64(k)], x1s[k], x2s[k], Ws[k], bs[k], has_bias,
                               steps, lr, lr_final, cosine, adam, momentum, fresh, reps, record_every,
-                              alpha, beta, both, normalize, c, norm_eps, wd, hist_W[k], hist_b[k],
+                              kind, prm, both, normalize, c, norm_eps, wd, hist_W[k], hist_b[k],
                               hist_loss[k], hist_gn[k])
 
 
@@ -235,14 +256,24 @@ def _n_records(steps, record_every):
 
 
 def _loss_args(loss):
+    """``(kind, prm, both, normalize, c, norm_eps, weight_decay)`` for the compiled loops."""
     kw = loss._core_kwargs
-    return (float(kw["alpha"]), float(kw["beta"]), kw["negatives"] == "both", bool(loss.normalize),
-            float(loss.c), float(loss.norm_eps), float(loss.weight_decay))
+    if loss.name in ("infonce", "weighted", "beta"):
+        kind, prm = 0, (kw["alpha"], kw["beta"])
+    elif loss.name == "scl":
+        kind, prm = 1, ()
+    elif loss.name == "barlow":
+        kind, prm = 2, (kw["lam"], 1.0 if kw["standardize"] else 0.0, kw["eps"])
+    else:
+        kind, prm = 3, (kw["inv"], kw["var"], kw["cov"], kw["gamma"], kw["eps"])
+    both = kw.get("negatives") == "both"
+    return (kind, np.asarray(prm, dtype=np.float64).reshape(-1), both, bool(loss.normalize), float(loss.c),
+            float(loss.norm_eps), float(loss.weight_decay))
 
 
-def train_infonce(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, momentum, fresh,
+def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, momentum, fresh,
                   replicates, rng, record_every):
-    """Run one compiled training of an InfoNCE-family loss with Gaussian noise ``F xi``.
+    """Run one compiled training of a linear model on ``loss`` with Gaussian noise ``F xi``.
 
     ``rng`` is a ``numpy.random.Generator`` (advanced in place, as the Python loop would).
     Returns ``(W, b, hist_W, hist_b, hist_loss, hist_gn, steps_done, (x1, x2))``; history
@@ -275,7 +306,7 @@ def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, ada
     """Run ``K`` independent compiled trainings in parallel (one thread per run).
 
     ``xs`` (K, N, d0), ``factors`` (K, d0, d0), ``W0s`` (K, d1, d0), ``b0s`` (K, d1) or None,
-    ``rngs`` K NumPy Generators. Returns the same fields as :func:`train_infonce`, stacked
+    ``rngs`` K NumPy Generators. Returns the same fields as :func:`train_linear`, stacked
     over runs.
     """
     xs = np.ascontiguousarray(xs, dtype=np.float64)
@@ -323,7 +354,7 @@ def warm_up(loss, d0, d1, batch=False):
                     adam=True, momentum=0.0, fresh=True, replicates=1, rngs=[np.random.default_rng(0)],
                     record_every=1)
     else:
-        train_infonce(loss, x, F, W, None, steps=0, lr=1.0, lr_final=0.0, cosine=False, adam=True,
+        train_linear(loss, x, F, W, None, steps=0, lr=1.0, lr_final=0.0, cosine=False, adam=True,
                       momentum=0.0, fresh=True, replicates=1, rng=np.random.default_rng(0), record_every=1)
     dt = time.perf_counter() - t0
     after = sum(disp.stats.cache_misses.values()), sum(disp.stats.cache_hits.values())

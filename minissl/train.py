@@ -348,7 +348,7 @@ def _train_one(P):
 
         timing["compile_seconds"], timing["compile_source"] = loops.warm_up(P.loss, P.d0, P.d1)
         t0 = time.perf_counter()
-        W, b, hW, _, hl, hg, done, views = loops.train_infonce(
+        W, b, hW, _, hl, hg, done, views = loops.train_linear(
             P.loss, P.x, P.augmentation.factor, W, b, steps=P.steps, lr=P.lr, lr_final=P.lr_final,
             cosine=P.lr_schedule == "cosine", adam=P.optimizer == "adam", momentum=P.momentum,
             fresh=P.noise == "fresh", replicates=P.replicates, rng=P.rng_noise,

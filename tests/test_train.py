@@ -124,6 +124,12 @@ def test_infonce_simulation_agrees_with_effective_landscape():
     dict(loss="beta", beta=0.7, noise="fixed", replicates=2),
     dict(loss="infonce", replicates=3, augmentation="structured", theta=0.8),
     dict(loss="infonce", augmentation=minissl.data.GaussianNoise([[1.0, 0.3, 0.0], [0.3, 0.6, 0.1], [0.0, 0.1, 0.4]])),
+    dict(loss="scl", negatives="both", bias=True),
+    dict(loss="scl", normalize=True, noise="fixed"),
+    dict(loss="barlow"),
+    dict(loss="barlow", standardize=False, lam=0.5, weight_decay=0.01),
+    dict(loss="vicreg", lr=1e-3),
+    dict(loss="vicreg", normalize=True, bias=True, replicates=2, lr=1e-3),
 ])
 def test_compiled_loop_matches_python_loop(kw):
     """The compiled loop (Numba step, noise drawn inside compiled code) and the Python loop
@@ -163,8 +169,9 @@ def test_batch_equals_individual_runs():
 
 
 def test_batch_mixes_compiled_and_python_runs():
-    res = minissl.simulate_batch([{"loss": "scl"}, {"loss": "infonce"}], n=20, variances=[1.0, 2.0],
+    res = minissl.simulate_batch([{"loss": "scl", "engine": "numpy"}, {"loss": "infonce"},
+                                  {"loss": "infonce", "augmentation": "scale"}], n=20, variances=[1.0, 2.0],
                                  steps=30, warn=False)
-    assert [r.settings["compiled_loop"] for r in res] == [False, True]
+    assert [r.settings["compiled_loop"] for r in res] == [False, True, False]
     with pytest.raises(TypeError, match="configs"):
         minissl.simulate_batch({"sigma": 1.0})

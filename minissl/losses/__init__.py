@@ -11,11 +11,11 @@ Variants shared by every loss (Sec. 3.2 of Ziyin et al. 2023):
 * a bias ``b`` (pass ``b=`` to :meth:`Loss.value_and_grad`);
 * ``weight_decay = gamma``: ``+ gamma * ||W||_F^2`` (the bias is not decayed).
 
-Engines: ``engine="numba"`` (default) runs the fused, compiled step of
-:mod:`minissl.losses.kernels` for the InfoNCE family (InfoNCE, weighted, beta, with every
-variant); ``engine="numpy"`` runs the readable reference of
-:mod:`minissl.losses.reference`. SCL, Barlow Twins and VICReg have no compiled kernel
-yet and run the NumPy reference under either engine (``Loss.accelerated`` says which).
+Engines: ``engine="numba"`` (default) runs a compiled step for every loss and variant —
+the fused pair kernels of :mod:`minissl.losses.kernels` (InfoNCE family) and
+:mod:`minissl.losses.kernels_scl`, and :mod:`minissl.losses.kernels_decorrelation`
+(Barlow Twins, VICReg); ``engine="numpy"`` runs the readable reference of
+:mod:`minissl.losses.reference`, which every kernel is tested against.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = ["Loss", "get_loss", "LOSS_NAMES", "ENGINES"]
 
 LOSS_NAMES = ("infonce", "weighted", "beta", "scl", "barlow", "vicreg")
 ENGINES = ("numba", "numpy")
-_ACCELERATED = ("infonce", "weighted", "beta")
+_ACCELERATED = LOSS_NAMES
 
 # name -> (core function, {param: (default, validator)})
 _COMMON = {"normalize": False, "c": 1.0, "weight_decay": 0.0, "norm_eps": 1e-12, "engine": "numba"}
@@ -168,13 +168,22 @@ class Loss:
     def _value_and_grad(self, W, x1, x2, b=None):
         """As :meth:`value_and_grad` without argument checks (for inner loops)."""
         if self.accelerated:
-            from . import kernels
+            from . import kernels, kernels_decorrelation, kernels_scl
 
             if self._workspace is None:
                 self._workspace = kernels.LinearWorkspace()
             kw = self._core_kwargs
-            return kernels.infonce_linear(W, x1, x2, b, kw["alpha"], kw["beta"], kw["negatives"],
-                                          self.normalize, self.c, self.norm_eps, self.weight_decay,
+            common = (self.normalize, self.c, self.norm_eps, self.weight_decay)
+            if self.name == "scl":
+                return kernels_scl.scl_linear(W, x1, x2, b, kw["negatives"], *common, workspace=self._workspace)
+            if self.name == "barlow":
+                return kernels_decorrelation.barlow_linear(W, x1, x2, b, kw["lam"], kw["standardize"], kw["eps"],
+                                                           *common, workspace=self._workspace)
+            if self.name == "vicreg":
+                return kernels_decorrelation.vicreg_linear(W, x1, x2, b, kw["inv"], kw["var"], kw["cov"],
+                                                           kw["gamma"], kw["eps"], *common,
+                                                           workspace=self._workspace)
+            return kernels.infonce_linear(W, x1, x2, b, kw["alpha"], kw["beta"], kw["negatives"], *common,
                                           workspace=self._workspace)
         z1 = x1 @ W.T
         z2 = x2 @ W.T

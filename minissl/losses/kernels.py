@@ -407,12 +407,18 @@ def _forward_rows(i0, i1, WT, b, has_bias, x1, x2, normalize, c, norm_eps, both,
                 r2[p] *= f2
         s = 0.0
         for p in range(d1):
-            z1T[p, i] = r1[p]
-            z2T[p, i] = r2[p]
             gA[i, p] = 0.0
             t = r1[p] - r2[p]
             s += t * t
         lpos[i] = -0.5 * s + la if alpha > 0 else _EXCLUDED
+    # transposed copies, written feature by feature (contiguous stores; writing them inside
+    # the row loop touches a new page for every feature)
+    for p in range(d1):
+        a = z1T[p]
+        bb = z2T[p]
+        for i in range(i0, i1):
+            a[i] = z1[i, p]
+            bb[i] = z2[i, p]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -444,7 +450,6 @@ def _positive_rows(i0, i1, z1T, z2T, nrm1, nrm2, lpos, lse, alpha, beta, normali
     contiguous.
     """
     d1, n = z1T.shape
-    sc = np.sqrt(c)
     m = i1 - i0
     e2 = np.empty(m)
     for i in range(i0, i1):
@@ -460,17 +465,28 @@ def _positive_rows(i0, i1, z1T, z2T, nrm1, nrm2, lpos, lse, alpha, beta, normali
             h1[i] += dp
             h2[i] -= dp
     if normalize:
-        # g_z = sqrt(c)/|z| (g - u (u . g)) with u = y / sqrt(c)
-        t1 = np.zeros(m)
-        t2 = np.zeros(m)
-        for p in range(d1):
-            for i in range(i0, i1):
-                t1[i - i0] += z1T[p, i] * g1[p, i]
-                t2[i - i0] += z2T[p, i] * g2[p, i]
-        for p in range(d1):
-            for i in range(i0, i1):
-                g1[p, i] = sc / nrm1[i] * (g1[p, i] - z1T[p, i] * t1[i - i0] / c)
-                g2[p, i] = sc / nrm2[i] * (g2[p, i] - z2T[p, i] * t2[i - i0] / c)
+        _normalize_backward(i0, i1, z1T, z2T, nrm1, nrm2, c, g1, g2)
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def _normalize_backward(i0, i1, z1T, z2T, nrm1, nrm2, c, g1, g2):
+    """Back through ``y = sqrt(c) z/|z|`` for rows ``i0 <= i < i1`` (feature-major arrays).
+
+    ``g_z = sqrt(c)/|z| (g_y - u (u . g_y))`` with ``u = y / sqrt(c)``.
+    """
+    d1 = z1T.shape[0]
+    sc = np.sqrt(c)
+    m = i1 - i0
+    t1 = np.zeros(m)
+    t2 = np.zeros(m)
+    for p in range(d1):
+        for i in range(i0, i1):
+            t1[i - i0] += z1T[p, i] * g1[p, i]
+            t2[i - i0] += z2T[p, i] * g2[p, i]
+    for p in range(d1):
+        for i in range(i0, i1):
+            g1[p, i] = sc / nrm1[i] * (g1[p, i] - z1T[p, i] * t1[i - i0] / c)
+            g2[p, i] = sc / nrm2[i] * (g2[p, i] - z2T[p, i] * t2[i - i0] / c)
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
