@@ -8,8 +8,12 @@ Measures, in one run on this machine:
   N in {128, 512, 2048}, float64 and float32: NumPy reference, Numba engine, and PyTorch
   CPU autograd when ``torch`` is importable (install ``torch==2.13.0`` for this only; it is
   never a dependency of minissl);
-* a whole training run (Adam, fresh noise every step): seconds per 1000 steps of the
-  compiled loop and of the Python loop with the NumPy reference.
+* a whole training run (Adam, fresh noise every step): the compiled loop against the
+  Python loop with the NumPy reference;
+* sweep throughput: complete d = 2 (and d = 8) effective-landscape descents per second
+  (``minissl.landscape.descend_batch``, to gradient norm < 1e-8), and small training runs
+  per second with ``minissl.simulate_batch`` (parallel across runs) against one
+  ``simulate`` after another.
 
 Each figure is the median of several repetitions after a warm-up (compilation excluded and
 reported separately). Engines are timed in separate phases with a pause between them,
@@ -149,6 +153,47 @@ def bench_training(sizes, steps):
     return rows
 
 
+def bench_sweeps():
+    """Landscape descents per second (d = 2, 8) and batched vs sequential small training runs."""
+    from minissl.landscape import descend_batch, effective_landscape
+
+    out = {}
+    rng = np.random.default_rng(0)
+    for d, K in ((2, 4000), (8, 500)):
+        Bs, Ss, ks = [], [], []
+        for _ in range(K):
+            Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+            A0 = Q @ np.diag(rng.uniform(0.2, 4.0, d)) @ Q.T
+            C = np.diag(rng.uniform(0.0, 3.0, d))
+            land = effective_landscape(minissl.get_loss("beta", beta=0.5), A0, C)
+            Bs.append(land.B)
+            Ss.append(land.S)
+            ks.append(land.k)
+        Bs, Ss, ks = np.array(Bs), np.array(Ss), np.array(ks)
+        descend_batch(Bs[:4], Ss[:4], ks[:4])
+        pause()
+        t, _ = median_time(lambda: descend_batch(Bs, Ss, ks), 3)
+        res = descend_batch(Bs, Ss, ks)
+        assert res["converged"].all()
+        out[f"descents_d{d}"] = K / t
+        print(f"  landscape descents d={d}: {K / t:,.0f} per second", flush=True)
+    configs = [{"sigma": s, "seed": k} for s in np.linspace(0.5, 2.5, 8) for k in range(4)]
+    common = dict(loss="beta", beta=0.5, n=64, variances=[0.5, 1.0, 2.0, 3.0], steps=1000, warn=False)
+    minissl.simulate_batch(configs[:2], **common)
+    pause()
+    t0 = time.perf_counter()
+    minissl.simulate_batch(configs, **common)
+    t_batch = time.perf_counter() - t0
+    pause()
+    t0 = time.perf_counter()
+    for cfg in configs:
+        minissl.simulate(**common, **cfg)
+    t_seq = time.perf_counter() - t0
+    out.update(runs=len(configs), batch=t_batch, sequential=t_seq)
+    print(f"  {len(configs)} runs (N=64, d=4, 1000 steps): batch {t_batch:.2f} s, one by one {t_seq:.2f} s", flush=True)
+    return out
+
+
 def compile_times():
     """Cold compile of the step kernel in a fresh process with an empty cache, and a warm start."""
     import subprocess
@@ -205,6 +250,7 @@ def main():
     print(f"matmul peak: {peak64:.0f} GFLOP/s float64, {peak32:.0f} GFLOP/s float32", flush=True)
     steps = bench_steps(sizes, reps, have_torch)
     train = bench_training([128, 512], 1000 if args.quick else 2000)
+    sweeps = bench_sweeps()
 
     lines = [f"Machine: {machine()}. Measured {time.strftime('%Y-%m-%d')} with "
              f"`python benchmarks/bench_infonce.py{' --quick' if args.quick else ''}`"
@@ -231,6 +277,15 @@ def main():
     for r in train:
         lines.append(f"| {r['n']} | {r['steps']} | {r['numba']:.2f} s | {r['numpy']:.2f} s | "
                      f"{r['numpy'] / r['numba']:.1f}× |")
+    lines += ["", "Sweeps: effective-landscape descents to |grad| < 1e-8 (`descend_batch`, random "
+              "β-InfoNCE problems) and batched training runs (`simulate_batch`):", "",
+              "| workload | throughput |", "|---|---|",
+              f"| d = 2 landscape descents | {sweeps['descents_d2']:,.0f} per second |",
+              f"| d = 8 landscape descents | {sweeps['descents_d8']:,.0f} per second |",
+              f"| {sweeps['runs']} training runs (N = 64, d = 4, 1000 steps), `simulate_batch` | "
+              f"{sweeps['batch']:.2f} s ({sweeps['runs'] / sweeps['batch']:.1f} runs/s) |",
+              f"| the same runs, one `simulate` after another | {sweeps['sequential']:.2f} s "
+              f"({sweeps['runs'] / sweeps['sequential']:.1f} runs/s) |"]
     text = "\n".join(lines) + "\n"
     atomic_write_text(args.out, text)
     print()

@@ -443,32 +443,6 @@ def _reduce_features(p0, p1, gA, buf1, buf2, both, g1, g2):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _positive_rows(i0, i1, z1T, z2T, nrm1, nrm2, lpos, lse, alpha, beta, normalize, c, g1, g2):
-    """Rows ``i0 <= i < i1``: positive-pair gradient and the normalization backward pass.
-
-    Works on the feature-major arrays (``z1T``, ``g1``: (d1, N)) so every inner loop is
-    contiguous.
-    """
-    d1, n = z1T.shape
-    m = i1 - i0
-    e2 = np.empty(m)
-    for i in range(i0, i1):
-        wpos = np.exp(lpos[i] - lse[i]) if alpha > 0 else 0.0
-        e2[i - i0] = 2.0 * (0.5 - 0.5 * beta * wpos) / n
-    for p in range(d1):
-        a1 = z1T[p]
-        a2 = z2T[p]
-        h1 = g1[p]
-        h2 = g2[p]
-        for i in range(i0, i1):
-            dp = e2[i - i0] * (a1[i] - a2[i])
-            h1[i] += dp
-            h2[i] -= dp
-    if normalize:
-        _normalize_backward(i0, i1, z1T, z2T, nrm1, nrm2, c, g1, g2)
-
-
-@njit(fastmath=FASTMATH, cache=CACHE)
 def _normalize_backward(i0, i1, z1T, z2T, nrm1, nrm2, c, g1, g2):
     """Back through ``y = sqrt(c) z/|z|`` for rows ``i0 <= i < i1`` (feature-major arrays).
 
@@ -487,6 +461,28 @@ def _normalize_backward(i0, i1, z1T, z2T, nrm1, nrm2, c, g1, g2):
         for i in range(i0, i1):
             g1[p, i] = sc / nrm1[i] * (g1[p, i] - z1T[p, i] * t1[i - i0] / c)
             g2[p, i] = sc / nrm2[i] * (g2[p, i] - z2T[p, i] * t2[i - i0] / c)
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def _positive_coef(i0, i1, lpos, lse, alpha, beta, n):
+    """Overwrite ``lpos[i]`` by the positive pair's coefficient ``2 dL/dp_i`` (rows i0..i1)."""
+    for i in range(i0, i1):
+        wpos = np.exp(lpos[i] - lse[i]) if alpha > 0 else 0.0
+        lpos[i] = 2.0 * (0.5 - 0.5 * beta * wpos) / n
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, e2, g1, g2):
+    """Feature ``p``: output gradients from anchors, chunk buffers (in order) and positives."""
+    _reduce_features(p, p + 1, gA, buf1, buf2, both, g1, g2)
+    a1 = z1T[p]
+    a2 = z2T[p]
+    h1 = g1[p]
+    h2 = g2[p]
+    for i in range(h1.shape[0]):
+        dp = e2[i] * (a1[i] - a2[i])
+        h1[i] += dp
+        h2[i] -= dp
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -544,19 +540,29 @@ def _infonce_linear(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normali
     d1 = W.shape[0]
     nchunks = buf1.shape[0]
     WT = np.ascontiguousarray(W.T)
+    # three parallel regions (four with normalization): each region wakes the thread pool,
+    # which costs ~0.1-0.2 ms on a small machine when the workers have gone to sleep
     for blk in prange(nchunks):
         _forward_rows(blk * n // nchunks, (blk + 1) * n // nchunks, WT, b, has_bias, x1, x2,
                       normalize, c, norm_eps, both, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
     for ch in prange(nchunks):
         _infonce_chunk(ch, nchunks, z1T, z2T, z1, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
-    for p in prange(d1):
-        _reduce_features(p, p + 1, gA, buf1, buf2, both, g1, g2)
-    for blk in prange(nchunks):
-        _positive_rows(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, lpos, lse,
-                       alpha, beta, normalize, c, g1, g2)
-    for p in prange(d1):
-        _weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
-    return _value(z1, z2, lse, beta, W, wd)
+    value = _value(z1, z2, lse, beta, W, wd)
+    for ch in range(nchunks):
+        _positive_coef(ch * n // nchunks, (ch + 1) * n // nchunks, lpos, lse, alpha, beta, n)
+    if normalize:
+        for p in prange(d1):
+            _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, lpos, g1, g2)
+        for blk in prange(nchunks):
+            _normalize_backward(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, c,
+                                g1, g2)
+        for p in prange(d1):
+            _weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
+    else:
+        for p in prange(d1):
+            _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, lpos, g1, g2)
+            _weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
+    return value
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -576,12 +582,17 @@ def _infonce_linear_serial(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, 
                       normalize, c, norm_eps, both, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
     for ch in range(nchunks):
         _infonce_chunk(ch, nchunks, z1T, z2T, z1, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
-    _reduce_features(0, d1, gA, buf1, buf2, both, g1, g2)
-    for blk in range(nchunks):
-        _positive_rows(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, lpos, lse,
-                       alpha, beta, normalize, c, g1, g2)
+    value = _value(z1, z2, lse, beta, W, wd)
+    for ch in range(nchunks):
+        _positive_coef(ch * n // nchunks, (ch + 1) * n // nchunks, lpos, lse, alpha, beta, n)
+    for p in range(d1):
+        _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, lpos, g1, g2)
+    if normalize:
+        for blk in range(nchunks):
+            _normalize_backward(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, c,
+                                g1, g2)
     _weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
-    return _value(z1, z2, lse, beta, W, wd)
+    return value
 
 
 class LinearWorkspace:
