@@ -631,23 +631,36 @@ def infonce_linear(W, x1, x2, b, alpha, beta, negatives, normalize, c, norm_eps,
     Same contract as :meth:`minissl.losses.Loss.value_and_grad` with the reference engine;
     float32 inputs are computed in float64 and the gradients returned in float32.
     """
+    both = negatives == "both"
+    dtype, W64, x1, x2, ws, has_bias, b64, dW, db = prepare_linear(W, x1, x2, b, both, workspace)
+    drive = _infonce_linear if parallel else _infonce_linear_serial
+    value = drive(W64, b64, has_bias, x1, x2, ws.x1T, ws.x2T, float(alpha), float(beta), both,
+                  bool(normalize), float(c), float(norm_eps), float(weight_decay), ws.z1, ws.z2,
+                  ws.nrm1, ws.nrm2, ws.z1T, ws.z2T, ws.gA, ws.lpos, ws.buf1, ws.buf2, ws.lse,
+                  ws.g1, ws.g2, dW, db)
+    return linear_result(value, dW, db, dtype, has_bias)
+
+
+def prepare_linear(W, x1, x2, b, both, workspace):
+    """Float64, contiguous inputs, the workspace for this size, and output arrays.
+
+    Returns ``(dtype, W64, x1, x2, ws, has_bias, b64, dW, db)``; ``dtype`` is the caller's
+    (float32 inputs are computed in float64 and the gradients cast back).
+    """
     dtype = W.dtype
     W64 = np.ascontiguousarray(W, dtype=np.float64)
     x1 = np.ascontiguousarray(x1, dtype=np.float64)
     x2 = np.ascontiguousarray(x2, dtype=np.float64)
     n, d0 = x1.shape
     d1 = W64.shape[0]
-    both = negatives == "both"
     ws = (workspace or LinearWorkspace()).get(n, d0, d1, both)
     has_bias = b is not None
     b64 = np.ascontiguousarray(b, dtype=np.float64) if has_bias else np.zeros(d1)
-    dW = np.empty((d1, d0))
-    db = np.empty(d1)
     ws.x1T[...] = x1.T
     ws.x2T[...] = x2.T
-    drive = _infonce_linear if parallel else _infonce_linear_serial
-    value = drive(W64, b64, has_bias, x1, x2, ws.x1T, ws.x2T, float(alpha), float(beta), both,
-                  bool(normalize), float(c), float(norm_eps), float(weight_decay), ws.z1, ws.z2,
-                  ws.nrm1, ws.nrm2, ws.z1T, ws.z2T, ws.gA, ws.lpos, ws.buf1, ws.buf2, ws.lse,
-                  ws.g1, ws.g2, dW, db)
+    return dtype, W64, x1, x2, ws, has_bias, b64, np.empty((d1, d0)), np.empty(d1)
+
+
+def linear_result(value, dW, db, dtype, has_bias):
+    """``(value, dW, db)`` in the caller's dtype, ``db`` None without a bias."""
     return float(value), dW.astype(dtype, copy=False), (db.astype(dtype, copy=False) if has_bias else None)

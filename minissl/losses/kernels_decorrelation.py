@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from .._config import CACHE, FASTMATH
-from .kernels import LinearWorkspace, _forward_rows, _normalize_backward, _weight_grad
+from .kernels import _forward_rows, _normalize_backward, _weight_grad, linear_result, prepare_linear
 
 __all__ = ["barlow_linear", "vicreg_linear"]
 
@@ -184,23 +184,11 @@ def _decorrelation_linear(kind, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize
 
 
 def _run(kind, prm, W, x1, x2, b, normalize, c, norm_eps, weight_decay, workspace):
-    dtype = W.dtype
-    W64 = np.ascontiguousarray(W, dtype=np.float64)
-    x1 = np.ascontiguousarray(x1, dtype=np.float64)
-    x2 = np.ascontiguousarray(x2, dtype=np.float64)
-    n, d0 = x1.shape
-    d1 = W64.shape[0]
-    ws = (workspace or LinearWorkspace()).get(n, d0, d1, False)
-    has_bias = b is not None
-    b64 = np.ascontiguousarray(b, dtype=np.float64) if has_bias else np.zeros(d1)
-    dW = np.empty((d1, d0))
-    db = np.empty(d1)
-    ws.x1T[...] = x1.T
-    ws.x2T[...] = x2.T
+    dtype, W64, x1, x2, ws, has_bias, b64, dW, db = prepare_linear(W, x1, x2, b, False, workspace)
     value = _decorrelation_linear(kind, np.asarray(prm, dtype=np.float64), W64, b64, has_bias, x1, x2, ws.x1T,
                                   ws.x2T, bool(normalize), float(c), float(norm_eps), float(weight_decay), ws.z1,
                                   ws.z2, ws.nrm1, ws.nrm2, ws.z1T, ws.z2T, ws.gA, ws.lpos, ws.g1, ws.g2, dW, db)
-    return float(value), dW.astype(dtype, copy=False), (db.astype(dtype, copy=False) if has_bias else None)
+    return linear_result(value, dW, db, dtype, has_bias)
 
 
 def barlow_linear(W, x1, x2, b, lam, standardize, eps, normalize, c, norm_eps, weight_decay, workspace=None):

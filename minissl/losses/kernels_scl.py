@@ -16,8 +16,8 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, FASTMATH
-from .kernels import (LinearWorkspace, _forward_rows, _normalize_backward, _reduce_features,
-                      _weight_grad)
+from .kernels import (_forward_rows, _normalize_backward, _reduce_features, _weight_grad, linear_result,
+                      prepare_linear)
 
 __all__ = ["scl_linear"]
 
@@ -182,22 +182,10 @@ def _scl_linear_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, nor
 
 def scl_linear(W, x1, x2, b, negatives, normalize, c, norm_eps, weight_decay, workspace=None, parallel=True):
     """Value and gradients of SCL on ``f(x) = W x + b`` (Numba engine; same contract as the reference)."""
-    dtype = W.dtype
-    W64 = np.ascontiguousarray(W, dtype=np.float64)
-    x1 = np.ascontiguousarray(x1, dtype=np.float64)
-    x2 = np.ascontiguousarray(x2, dtype=np.float64)
-    n, d0 = x1.shape
-    d1 = W64.shape[0]
     both = negatives == "both"
-    ws = (workspace or LinearWorkspace()).get(n, d0, d1, both)
-    has_bias = b is not None
-    b64 = np.ascontiguousarray(b, dtype=np.float64) if has_bias else np.zeros(d1)
-    dW = np.empty((d1, d0))
-    db = np.empty(d1)
-    ws.x1T[...] = x1.T
-    ws.x2T[...] = x2.T
+    dtype, W64, x1, x2, ws, has_bias, b64, dW, db = prepare_linear(W, x1, x2, b, both, workspace)
     drive = _scl_linear if parallel else _scl_linear_serial
     value = drive(W64, b64, has_bias, x1, x2, ws.x1T, ws.x2T, both, bool(normalize), float(c), float(norm_eps),
                   float(weight_decay), ws.z1, ws.z2, ws.nrm1, ws.nrm2, ws.z1T, ws.z2T, ws.gA, ws.lpos, ws.buf1,
                   ws.buf2, ws.lse, ws.g1, ws.g2, dW, db)
-    return float(value), dW.astype(dtype, copy=False), (db.astype(dtype, copy=False) if has_bias else None)
+    return linear_result(value, dW, db, dtype, has_bias)
