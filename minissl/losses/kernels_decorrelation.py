@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from .._config import CACHE, FASTMATH
-from .kernels import _forward_rows, _normalize_backward, _weight_grad, linear_result, prepare_linear
+from .kernels import _forward, _normalize_backward, _weight_grad, linear_result, prepare_linear
 
 __all__ = ["barlow_linear", "vicreg_linear"]
 
@@ -164,9 +164,7 @@ def _decorrelation_linear(kind, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize
     (``kind == 1``, ``prm = (inv, var, cov, gamma, eps)``) step for ``f(x) = W x + b``."""
     n = x1.shape[0]
     d1 = W.shape[0]
-    WT = np.ascontiguousarray(W.T)
-    _forward_rows(0, n, WT, b, has_bias, x1, x2, normalize, c, norm_eps, False, z1, z2, nrm1, nrm2,
-                  z1T, z2T, gA, lpos, 1.0)
+    _forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
     if kind == 0:
         value = _barlow_grad(z1T, z2T, prm[0], prm[1] != 0.0, prm[2], g1, g2)
     else:

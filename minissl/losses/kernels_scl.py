@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, FASTMATH
-from .kernels import (_forward_rows, _normalize_backward, _reduce_features, _weight_grad, linear_result,
+from .kernels import (_forward, _normalize_backward, _reduce_features, _weight_grad, linear_result,
                       prepare_linear)
 
 __all__ = ["scl_linear"]
@@ -142,10 +142,7 @@ def _scl_linear(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, 
     d1 = W.shape[0]
     nchunks = buf1.shape[0]
     kpair = 1.0 / (n * (n - 1) * (2 if both else 1))
-    WT = np.ascontiguousarray(W.T)
-    for blk in prange(nchunks):
-        _forward_rows(blk * n // nchunks, (blk + 1) * n // nchunks, WT, b, has_bias, x1, x2,
-                      normalize, c, norm_eps, both, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
+    _forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
     for ch in prange(nchunks):
         _scl_chunk(ch, nchunks, z1T, z2T, z1, both, kpair, gA, buf1, buf2, pv)
     for p in prange(d1):
@@ -166,10 +163,7 @@ def _scl_linear_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, nor
     d1 = W.shape[0]
     nchunks = buf1.shape[0]
     kpair = 1.0 / (n * (n - 1) * (2 if both else 1))
-    WT = np.ascontiguousarray(W.T)
-    for blk in range(nchunks):
-        _forward_rows(blk * n // nchunks, (blk + 1) * n // nchunks, WT, b, has_bias, x1, x2,
-                      normalize, c, norm_eps, both, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
+    _forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
     for ch in range(nchunks):
         _scl_chunk(ch, nchunks, z1T, z2T, z1, both, kpair, gA, buf1, buf2, pv)
     _reduce_features(0, d1, gA, buf1, buf2, both, g1, g2)
