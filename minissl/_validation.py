@@ -95,7 +95,10 @@ def check_bool(name, value):
 
 def check_dtype(name, dtype):
     """Return a float dtype (float64 or float32); anything else is a TypeError."""
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} == {dtype!r}, must be float64 or float32.") from None
     if dt.type not in _FLOAT_DTYPES:
         raise TypeError(f"{name} == {dt.name!r}, must be float64 or float32.")
     return dt

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 import warnings
 
@@ -49,6 +51,35 @@ def _integer(lo):
     return _checked(lambda name, v: V.check_int(name, v, lo=lo))
 
 
+def _json_path(ctx, param, value):
+    """The --json target: its folder must exist and be writable (checked before the run)."""
+    if value is None:
+        return None
+    folder = os.path.dirname(os.path.abspath(value)) or "."
+    if not os.path.isdir(folder):
+        raise click.BadParameter(f"{value!r}: folder {folder!r} does not exist.", ctx=ctx, param=param)
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"{value!r}: folder {folder!r} is not writable.", ctx=ctx, param=param)
+    if os.path.isdir(value):
+        raise click.BadParameter(f"{value!r} is a folder, must be a file path.", ctx=ctx, param=param)
+    return value
+
+
+def _finite_json(obj):
+    """JSON-ready copy with non-finite floats as null (strict JSON has no NaN/Infinity)."""
+    if isinstance(obj, dict):
+        return {k: _finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def _float_list(name, text):
     try:
         vals = [float(t) for t in str(text).split(",") if t.strip()]
@@ -76,7 +107,8 @@ def main():
 @click.option("--loss", "loss_name", type=click.Choice(LOSS_NAMES), default="beta", show_default=True,
               help="Exact SSL loss.")
 @click.option("--alpha", callback=_real(lo=0.0), type=float, default=None,
-              help="Positive-pair weight of weighted InfoNCE (Eq. 7); default 0 (NT-Xent).")
+              help="Positive-pair weight in the denominator (Eq. 7): default 0 for --loss weighted "
+                   "(the paper's NT-Xent), 1 for --loss beta.")
 @click.option("--beta", callback=_real(lo=0.0, lo_open=True), type=float, default=None,
               help="Entropy weight of beta-InfoNCE (Sec. 4.2); default 0.5.")
 @click.option("--negatives", type=click.Choice(["view1", "both"]), default="view1", show_default=True,
@@ -91,7 +123,8 @@ def main():
               help="Input dimension d0 (default: number of --variances, else 5).")
 @click.option("--out-dim", callback=_integer(1), type=int, default=None, help="Output dimension d1 (default d0).")
 @click.option("--variances", callback=_checked(_float_list), default=None,
-              help="Comma-separated variances of the clean data [default: 0.5,1,2,3,4].")
+              help="Comma-separated variances of the clean data [default: 0.5,1,2,3,4; with --dim D != 5, "
+                   "D values evenly spaced from 0.5 to 4].")
 @click.option("--augmentation", type=click.Choice(["isotropic", "structured", "scale"]), default="isotropic",
               show_default=True, help="Augmentation: N(0, sigma^2 I), sigma R xi (Sec. 4.2), or x = s x (App. F.1).")
 @click.option("--sigma", callback=_real(lo=0.0), type=float, default=1.8, show_default=True,
@@ -117,16 +150,17 @@ def main():
               help="Normalize outputs f -> sqrt(c) f/|f|.")
 @click.option("--c", "c_norm", callback=_real(lo=0.0, lo_open=True), type=float, default=1.0, show_default=True,
               help="Squared output norm under --normalize.")
-@click.option("--kappa", callback=_real(lo=0.0), type=float, default=None,
-              help="Normalization penalty of the effective landscape (Eq. 10); default 100 with --normalize.")
+@click.option("--kappa", callback=_real(lo=0.0, lo_open=True), type=float, default=None,
+              help="Normalization penalty of the effective landscape (Eq. 10), with --normalize only; "
+                   "default 100.")
 @click.option("--bias/--no-bias", default=False, show_default=True, help="Train a bias b.")
 @click.option("--weight-decay", callback=_real(lo=0.0), type=float, default=0.0, show_default=True)
 @click.option("--engine", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
               help="numba: compiled kernels and loop; numpy: the readable reference.")
 @click.option("--rank-tol", callback=_real(lo=0.0), type=float, default=1e-3, show_default=True,
               help="Relative tolerance of the numerical rank (eigenvalues > tol * largest).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Also write the result as JSON to this path (atomically).")
+@click.option("--json", "json_path", callback=_json_path, default=None,
+              help="Also write the result as JSON to this path (atomically; the folder must exist).")
 def simulate_cmd(loss_name, alpha, beta, negatives, lam, standardize, n, dim, out_dim, variances,
                  augmentation, sigma, theta, scale_b, model, steps, lr, lr_schedule, optimizer, noise,
                  replicates, seed, normalize, c_norm, kappa, bias, weight_decay, engine, rank_tol, json_path):
@@ -138,10 +172,12 @@ def simulate_cmd(loss_name, alpha, beta, negatives, lam, standardize, n, dim, ou
     the convergence diagnostics.
     """
     if variances is None:
-        variances = np.array([0.5, 1.0, 2.0, 3.0, 4.0]) if dim is None else np.linspace(0.5, 4.0, dim)
+        variances = (np.array([0.5, 1.0, 2.0, 3.0, 4.0]) if dim in (None, 5)
+                     else np.linspace(0.5, 4.0, dim))
     elif dim is not None and dim != variances.size:
         raise click.BadParameter(f"dim == {dim} but --variances lists {variances.size} values; they must agree.",
                                  param_hint="'--dim'")
+    _check_applicable(click.get_current_context(), loss_name, augmentation, normalize, model)
     params = {"normalize": normalize, "c": c_norm, "weight_decay": weight_decay, "engine": engine}
     for opt, value, owners in (("alpha", alpha, ("weighted", "beta")), ("beta", beta, ("beta",)),
                                ("lam", lam, ("barlow",))):
@@ -168,19 +204,38 @@ def simulate_cmd(loss_name, alpha, beta, negatives, lam, standardize, n, dim, ou
         raise click.UsageError(str(exc)) from None
     except FloatingPointError as exc:
         raise click.ClickException(str(exc)) from None
+    except MemoryError:
+        raise click.ClickException(f"not enough memory for N={n}, replicates={replicates}; lower --n or "
+                                   "--replicates.") from None
     report = _report(res, loss, kappa, rank_tol, elapsed, [str(w.message) for w in caught])
     click.echo(_format(report))
     if json_path:
-        atomic_write_text(json_path, json.dumps(report, indent=2, default=_jsonable) + "\n")
+        try:
+            atomic_write_text(json_path, json.dumps(_finite_json(report), indent=2, allow_nan=False) + "\n")
+        except OSError as exc:
+            raise click.ClickException(f"could not write {json_path!r}: {exc}") from None
         click.echo(f"wrote {json_path}")
 
 
-def _jsonable(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+def _check_applicable(ctx, loss_name, augmentation, normalize, model):
+    """Options given explicitly that the chosen loss / augmentation / model would ignore."""
+    rules = {
+        "sigma": (augmentation != "scale", "--augmentation isotropic or structured"),
+        "theta": (augmentation == "structured", "--augmentation structured"),
+        "scale_b": (augmentation == "scale", "--augmentation scale"),
+        "negatives": (loss_name in ("infonce", "weighted", "beta", "scl"), "--loss infonce/weighted/beta/scl"),
+        "standardize": (loss_name == "barlow", "--loss barlow"),
+        "c_norm": (normalize, "--normalize"),
+        "kappa": (normalize, "--normalize"),
+        "noise": (model == "exact", "--model exact"),
+        "replicates": (model == "exact", "--model exact"),
+    }
+    names = {"c_norm": "--c", "scale_b": "--scale-b", "standardize": "--standardize/--raw"}
+    for key, (ok, needs) in rules.items():
+        src = ctx.get_parameter_source(key)
+        if not ok and src is not None and src.name == "COMMANDLINE":
+            opt = names.get(key, "--" + key.replace("_", "-"))
+            raise click.BadParameter(f"{opt} has no effect here; it applies with {needs}.", param_hint=f"'{opt}'")
 
 
 def _comparable(res):
@@ -255,8 +310,9 @@ def _format(r):
         lines.append(f"engine: {s['engine']}, whole loop compiled ({how[s['compile_source']]} "
                      f"{s['compile_seconds']:.1f} s)")
     else:
-        lines.append(f"engine: {s['engine']}" + ("" if s["engine"] == "numpy" else
-                     " (Python loop: this loss/augmentation/dtype has no compiled loop yet)"))
+        why = ("the effective model is descended in Python" if s["model"] == "effective" else
+               "no compiled loop for this augmentation/dtype (scale augmentation or float32)")
+        lines.append(f"engine: {s['engine']}" + ("" if s["engine"] == "numpy" else f" (Python loop: {why})"))
     lines.append("")
     pred = r["predicted_eigenvalues"]
     hdr = "  i   learned eig(W^T W)   predicted     difference"
@@ -266,7 +322,7 @@ def _format(r):
             lines.append(f"  {i + 1:<3} {lv:<20.5g} {'n/a':<13}")
             continue
         pv = pred[i]
-        top = max(pred[0], 1e-300)
+        top = max(pred[0], r["learned_eigenvalues"][0], 1e-300)
         lines.append(f"  {i + 1:<3} {lv:<20.5g} {pv:<13.5g} {(lv - pv) / top:+.3f} x top")
     lines.append("")
     if r["learned_scale_factor"] is not None:
@@ -277,13 +333,19 @@ def _format(r):
     lines.append(f"rank (eigenvalues > {r['rank_tol']:g} x largest): learned {r['learned_rank']}, predicted {pr}")
     lines.append(f"stable rank: learned {r['learned_stable_rank']:.3f}, predicted {psr}")
     u = r["expansion_u"]
-    if u < 0.1:
+    if r["learned_scale_factor"] is not None:
+        trust = None
+    elif u < 0.1:
         trust = "small: the fourth-order theory should be accurate"
     elif u < 0.5:
         trust = "moderate: expect corrections of relative size ~u"
     else:
         trust = "NOT small: expect the fourth-order theory to be off"
-    lines.append(f"expansion parameter u = 2 Tr[W Sigma W^T] = {u:.3g} ({trust})")
+    if trust is None:
+        lines.append("expansion parameter: not meaningful for normalized outputs (the scale is fixed by c); "
+                     "the prediction is the paper's penalty model, Eq. (10)")
+    else:
+        lines.append(f"expansion parameter u = 2 Tr[W Sigma W^T] = {u:.3g} ({trust})")
     lines.append(f"prediction: {r['prediction_method']}; models the {r['prediction_models']}")
     d = r["diagnostics"]
     lines.append(f"converged: {'yes' if r['converged'] else 'NO'} (spectral change {d['spectral_change']:.2g}"

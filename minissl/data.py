@@ -123,11 +123,16 @@ def gaussian_data(n, variances=None, cov=None, seed=0, dtype=np.float64):
         factor = U * np.sqrt(np.clip(w, 0.0, None))
     rng = V.check_rng(seed)
     z = rng.standard_normal((n, pop.shape[0]))
-    x = z @ factor.T
-    x64 = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+        x = z @ factor.T
+        x64 = np.asarray(x, dtype=np.float64)
+        A0 = x64.T @ x64 / n if np.all(np.isfinite(x64)) else np.full((1, 1), np.inf)
+    if not np.all(np.isfinite(A0)):
+        raise ValueError("the data's second moment overflows float64; variances or cov are too large "
+                         f"(largest == {float(np.max(np.abs(pop))):.3g}).")
     return Dataset(
         x=np.ascontiguousarray(x, dtype=dtype),
-        A0=x64.T @ x64 / n,
+        A0=A0,
         A0_centered=covariance(x64),
         population=pop,
     )
@@ -160,6 +165,9 @@ class Augmentation(abc.ABC):
         -------
         x1, x2 : ndarray, shape (replicates, N, d0)
         """
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype.kind != "f":
+            x = V.check_array("x", x, ndim=2)
+        replicates = V.check_int("replicates", replicates, lo=1)
         rng = V.check_rng(rng)
         out1 = np.empty((replicates,) + x.shape, dtype=x.dtype)
         out2 = np.empty_like(out1)
@@ -167,6 +175,13 @@ class Augmentation(abc.ABC):
             out1[r] = self.sample(x, rng)
             out2[r] = self.sample(x, rng)
         return out1, out2
+
+
+def _check_sigma(sigma):
+    sigma = V.check_scalar("sigma", sigma, lo=0.0)
+    if not np.isfinite(sigma * sigma):
+        raise ValueError(f"sigma == {sigma!r} is too large: sigma^2 overflows float64.")
+    return sigma
 
 
 class GaussianNoise(Augmentation):
@@ -208,7 +223,7 @@ class IsotropicNoise(GaussianNoise):
     name = "isotropic"
 
     def __init__(self, sigma, dim):
-        self.sigma = V.check_scalar("sigma", sigma, lo=0.0)
+        self.sigma = _check_sigma(sigma)
         dim = V.check_int("dim", dim, lo=1)
         super().__init__(self.sigma**2 * np.eye(dim))
 
@@ -237,7 +252,7 @@ class StructuredNoise(GaussianNoise):
     name = "structured"
 
     def __init__(self, sigma, theta, dim, content_dims=None):
-        self.sigma = V.check_scalar("sigma", sigma, lo=0.0)
+        self.sigma = _check_sigma(sigma)
         self.theta = V.check_scalar("theta", theta, lo=0.0, hi=1.0)
         dim = V.check_int("dim", dim, lo=1)
         if content_dims is None:

@@ -49,6 +49,14 @@ def _centered(A0, mean):
     return A0 - np.outer(m, m)
 
 
+def _check_loss(loss):
+    from .losses import Loss
+
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss == {loss!r}, must be a Loss from minissl.get_loss(...).")
+    return loss
+
+
 def effective_B(loss, A0, C, n=None, mean=None, d1=None):
     """The matrix ``B`` of the effective landscape for an exact loss (derived, not Table 1).
 
@@ -90,9 +98,11 @@ def effective_B(loss, A0, C, n=None, mean=None, d1=None):
     C / N`` (Eq. 8, Table 1) is not what Eq. (7) gives, and beta-InfoNCE has
     ``beta A0 - (1-beta) C``, not ``A0 - (1-beta) C`` (Sec. 4.2). See docs/errata.md.
     """
+    _check_loss(loss)
     A0 = V.check_covariance("A0", A0)
     C = V.check_covariance("C", C, dim=A0.shape[0])
     n = V.check_int("n", n, lo=2, allow_none=True)
+    d1 = V.check_int("d1", d1, lo=1, allow_none=True)
     gamma = loss.weight_decay
     eye = np.eye(A0.shape[0])
     if loss.normalize:
@@ -135,8 +145,10 @@ def paper_B(loss, A0, C, n=None):
     ``A0 - (1 - beta) C``; SCL ``2 C`` (Eq. 15); Barlow Twins ``A0 + C`` (Table 1);
     weight decay ``- gamma I``. These are *not* the true constants; see docs/errata.md.
     """
+    _check_loss(loss)
     A0 = V.check_covariance("A0", A0)
     C = V.check_covariance("C", C, dim=A0.shape[0])
+    n = V.check_int("n", n, lo=1, allow_none=True)
     eye = np.eye(A0.shape[0])
     name = loss.name
     if name == "infonce":
@@ -274,7 +286,8 @@ class Landscape:
         lam, P = lam[order], P[:, order]
         keep = np.zeros_like(lam)
         kmax = min(d1, self.dim)
-        pos = np.flatnonzero(lam > 0)[:kmax]
+        # eigenvalues within round-off of zero (e.g. B = 0 directions) are not positive
+        pos = np.flatnonzero(lam > 1e-12 * max(float(np.max(np.abs(lam))), 1e-300))[:kmax]
         keep[pos] = lam[pos]
         H = (P * keep) @ P.T / (2.0 * self.k)
         WtW = Sih @ H @ Sih
@@ -296,6 +309,10 @@ class Landscape:
         """
         d1 = V.check_int("d1", d1, lo=1)
         restarts = V.check_int("restarts", restarts, lo=1)
+        init_scale = V.check_scalar("init_scale", init_scale, lo=0.0, lo_open=True)
+        tol = V.check_scalar("tol", tol, lo=0.0, lo_open=True)
+        maxiter = V.check_int("maxiter", maxiter, lo=1)
+        bias = V.check_bool("bias", bias)
         rng = V.check_rng(seed)
         d0 = self.dim
         nW = d1 * d0
@@ -346,6 +363,7 @@ def effective_landscape(loss, A0, C, n=None, mean=None, kappa=None, d1=None):
         For VICReg and standardised Barlow Twins: their quartic terms are not of the
         forms implemented here (VICReg's hinge expansion has radius ``~ sqrt(eps)``).
     """
+    _check_loss(loss)
     if loss.name == "vicreg":
         raise ValueError(
             "vicreg: no fourth-order landscape (the variance hinge sqrt(var + eps) expands "
@@ -383,6 +401,7 @@ def predict(loss, A0, C, n=None, mean=None, d1=None, bias=False, kappa=None, see
     dict
         ``eigenvalues`` (descending, length d0), ``method`` (str), ``landscape``.
     """
+    _check_loss(loss)
     A0 = V.check_covariance("A0", A0)
     d1 = V.check_int("d1", A0.shape[0] if d1 is None else d1, lo=1)
     land = effective_landscape(loss, A0, C, n=n, mean=mean, kappa=kappa, d1=d1)
@@ -518,9 +537,18 @@ def descend_batch(B, S, k=1.0, d1=None, Sigma=None, kappa=0.0, c=1.0, seed=0, in
     K, d0, _ = B.shape
     if B.shape != (K, d0, d0):
         raise ValueError(f"B has shape {B.shape}, must be (K, d0, d0).")
+    if K < 1 or d0 < 1:
+        raise ValueError(f"B has shape {B.shape}, needs at least one problem of dimension >= 1.")
     S = V.check_array("S", S, shape=(K, d0, d0), dtype=np.float64)
     Sig = S if Sigma is None else V.check_array("Sigma", Sigma, shape=(K, d0, d0), dtype=np.float64)
-    ks = np.broadcast_to(V.check_array("k", k, dtype=np.float64), (K,)).copy()
+    for name_, M in (("S", S), ("Sigma", Sig)):
+        if np.max(np.abs(M - np.swapaxes(M, 1, 2)), initial=0.0) > 1e-10 * max(1.0, float(np.max(np.abs(M)))):
+            raise ValueError(f"{name_} is not symmetric in its last two axes.")
+    k_arr = V.check_array("k", k, dtype=np.float64)
+    if k_arr.ndim > 1 or (k_arr.ndim == 1 and k_arr.shape[0] not in (1, K)):
+        raise ValueError(f"k has shape {k_arr.shape}, must be a scalar or have shape ({K},).")
+    ks = np.broadcast_to(k_arr, (K,)).copy()
+    init_scale = V.check_scalar("init_scale", init_scale, lo=0.0, lo_open=True)
     if np.any(ks <= 0):
         raise ValueError(f"k contains {float(ks.min())!r}, all quartic coefficients must be > 0.")
     if np.max(np.abs(B - np.swapaxes(B, 1, 2)), initial=0.0) > 1e-10 * max(1.0, float(np.max(np.abs(B)))):

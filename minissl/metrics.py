@@ -86,16 +86,21 @@ def numerical_rank(M, rtol=None):
     return int(np.sum(ev > rtol * ev[0]))
 
 
+def _unit(ev):
+    """Eigenvalues divided by the largest (scale-free; avoids overflow and underflow)."""
+    return ev / ev[0] if ev[0] > 0 else ev
+
+
 def stable_rank(M):
     """Stable rank ``(sum lambda)^2 / sum lambda^2`` in ``[1, d]`` (0 for the zero matrix)."""
-    ev = _eigs(M)
+    ev = _unit(_eigs(M))
     s2 = float(np.sum(ev**2))
     return 0.0 if s2 == 0.0 else float(np.sum(ev)) ** 2 / s2
 
 
 def entropy_rank(M):
     """Entropy (effective) rank ``exp(-sum p_i log p_i)``, ``p_i = lambda_i / sum lambda``."""
-    ev = _eigs(M)
+    ev = _unit(_eigs(M))
     tot = float(np.sum(ev))
     if tot == 0.0:
         return 0.0
@@ -113,7 +118,7 @@ def log_eigenvalue_ratio(M):
 
 def explained_variance(M):
     """Cumulative explained variance ``sum_{i<=k} lambda_i / sum_i lambda_i`` for k = 1..d."""
-    ev = _eigs(M)
+    ev = _unit(_eigs(M))
     tot = float(np.sum(ev))
     if tot == 0.0:
         return np.zeros_like(ev)

@@ -163,7 +163,7 @@ def _lr_at(step, steps, lr, schedule, lr_final):
     return lr_final + 0.5 * (lr - lr_final) * (1.0 + math.cos(math.pi * frac))
 
 
-def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0, 4.0),
+def simulate(loss="infonce", *, data=None, n=None, variances=None,
              cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
              scale_b=1.0, d1=None, model="exact", steps=3000, lr=3e-3, optimizer="adam",
              momentum=0.0, lr_schedule="cosine", lr_final=None, noise="fresh",
@@ -180,9 +180,10 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
     data : Dataset, optional
         Clean training set; default ``gaussian_data(n, variances or cov, seed)``.
     n : int
-        Number of clean samples when ``data`` is not given.
+        Number of clean samples when ``data`` is not given (default 256).
     variances, cov :
-        Spectrum (diagonal covariance) or full covariance of the clean data.
+        Spectrum (diagonal covariance, default ``0.5, 1, 2, 3, 4``) or full covariance of the
+        clean data; at most one of them, and neither together with ``data``.
     augmentation : {"isotropic", "structured", "scale"} or Augmentation
         ``isotropic``: ``N(0, sigma^2 I)``; ``structured``: ``sigma R xi`` with ``theta``
         and ``content_dims`` (Sec. 4.2); ``scale``: ``x = s x_hat``, ``s ~ Exp(mean scale_b)``.
@@ -222,14 +223,15 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
         Convergence criteria, see the module docstring.
     dtype : {float64, float32}
     kappa : float, optional
-        Normalization penalty for ``model="effective"`` with a normalized loss.
+        Normalization penalty of the effective landscape (Eq. 10), used with
+        ``model="effective"`` and a normalized loss only (default 100 then).
     warn : bool
         Issue a :class:`ConvergenceWarning` when the run has not converged.
     engine : {"numba", "numpy"}
-        For a loss given by name. With ``"numba"``, an accelerated loss (the InfoNCE
-        family), the exact model, Gaussian noise and float64, the whole loop runs
-        compiled (:mod:`minissl.loops`) with Numba's random numbers; otherwise the loop is
-        Python and each step calls the loss's engine. A :class:`Loss` object brings its own.
+        For a loss given by name. With ``"numba"``, the exact model, Gaussian noise and
+        float64, the whole loop runs compiled (:mod:`minissl.loops`, any of the six losses),
+        drawing the same noise as the Python loop; otherwise the loop is Python and each
+        step calls the loss's engine. A :class:`Loss` object brings its own engine.
 
     Returns
     -------
@@ -246,7 +248,7 @@ def simulate(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0,
     return _finish(P, *_train_one(P))
 
 
-def _plan(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0, 4.0),
+def _plan(loss="infonce", *, data=None, n=None, variances=None,
              cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
              scale_b=1.0, d1=None, model="exact", steps=3000, lr=3e-3, optimizer="adam",
              momentum=0.0, lr_schedule="cosine", lr_final=None, noise="fresh",
@@ -278,10 +280,32 @@ def _plan(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0, 4.
     grad_alpha = V.check_scalar("grad_alpha", grad_alpha, lo=0.0, hi=1.0)
     check_draws = V.check_int("check_draws", check_draws, lo=2)
     dtype = V.check_dtype("dtype", dtype)
-    record_every = V.check_int("record_every", record_every if record_every else max(steps // 200, 1), lo=1)
-    window = V.check_int("window", window if window else min(steps, max(steps // 10, 50)), lo=1, hi=steps)
+    window = V.check_int("window", min(steps, max(steps // 10, 50)) if window is None else window,
+                         lo=1, hi=steps)
+    half = max(window // 2, 1)
+    if record_every is None:
+        record_every = max(1, min(steps // 200, half // 2))
+    record_every = V.check_int("record_every", record_every, lo=1)
+    if record_every > half:
+        raise ValueError(f"record_every == {record_every}, must be <= {half} (half the convergence window "
+                         f"of {window} steps) so that the spectral-drift diagnostic sees the last window.")
+    warn = V.check_bool("warn", warn)
+    if kappa is not None and not loss.normalize:
+        raise ValueError(f"kappa == {kappa!r} models output normalization; it needs a loss with normalize=True.")
+    V.check_choice("engine", engine, ENGINES)
+    if optimizer == "adam" and momentum != 0.0:
+        raise ValueError(f"momentum == {momentum!r} applies to optimizer='sgd', not 'adam'.")
 
     data_ss, init_ss, noise_ss = np.random.SeedSequence(seed).spawn(3)
+    if data is not None and not isinstance(data, Dataset):
+        raise TypeError(f"data == {type(data).__name__}, must be a minissl.data.Dataset.")
+    if data is not None and (n is not None or variances is not None or cov is not None):
+        raise ValueError("give either data= or the data's n=/variances=/cov=, not both.")
+    if variances is not None and cov is not None:
+        raise ValueError("give exactly one of variances= and cov=.")
+    n = 256 if n is None else n
+    if variances is None and cov is None:
+        variances = (0.5, 1.0, 2.0, 3.0, 4.0)
     if data is None:
         if cov is not None:
             data = gaussian_data(n, cov=cov, seed=np.random.default_rng(data_ss), dtype=dtype)
@@ -298,6 +322,8 @@ def _plan(loss="infonce", *, data=None, n=256, variances=(0.5, 1.0, 2.0, 3.0, 4.
     elif not isinstance(augmentation, Augmentation):
         raise TypeError(f"augmentation == {augmentation!r}, must be a name or an Augmentation.")
     C = augmentation.covariance(data.A0)
+    if C.shape != (d0, d0):
+        raise ValueError(f"augmentation has dimension {C.shape[0]} but the data have d0 == {d0} features.")
 
     rng_init = np.random.default_rng(init_ss)
     rng_noise = np.random.default_rng(noise_ss)
@@ -372,7 +398,8 @@ def _train_one(P):
             v, gW, gb = P.grad_fn(W, b, True)
         if not np.isfinite(v) or not np.all(np.isfinite(gW)) or not np.all(np.isfinite(W)):
             raise FloatingPointError(
-                f"training diverged at step {t} (loss == {v!r}); lower lr (== {P.lr!r}) or init_scale."
+                f"training diverged at step {t} (loss == {v!r}); lower lr (== {P.lr!r}) or init_scale, "
+                "or check for extreme parameter values."
             )
         if t == P.steps - P.window:
             snapshots["start"] = spectrum(W)
@@ -392,7 +419,8 @@ def _train_one(P):
 
 def _check_done(done, P):
     if done < P.steps:
-        raise FloatingPointError(f"training diverged at step {done}; lower lr (== {P.lr!r}) or init_scale.")
+        raise FloatingPointError(f"training diverged at step {done}; lower lr (== {P.lr!r}) or init_scale, "
+                                 "or check for extreme parameter values.")
 
 
 def _compiled_history(P, hW, hl, hg):
@@ -410,7 +438,7 @@ def _finish(P, W, b, hist, snapshots, timing):
     spec_arr = np.asarray(hist["spectrum"])
     half = max(window // 2, 1)
     late = spec_arr[steps_arr > steps - half]
-    early = spec_arr[(steps_arr > steps - window) & (steps_arr <= steps - half)]
+    early = spec_arr[(steps_arr >= steps - window) & (steps_arr <= steps - half)]
     if len(late) == 0:
         late = ev[None, :]
     if len(early) == 0:
@@ -444,9 +472,9 @@ def _finish(P, W, b, hist, snapshots, timing):
         # coordinates without noise (se == 0) must have gbar == 0 exactly to pass.
         noisy = var > 1e-30 * max(float(np.max(var)), 1e-300)
         stat = float(np.sum(gmean[noisy] ** 2 / var[noisy]))
-        grad_pvalue = float(stats.chi2.sf(stat, int(np.count_nonzero(noisy)))) if np.any(noisy) else 0.0
+        grad_pvalue = float(stats.chi2.sf(stat, int(np.count_nonzero(noisy)))) if np.any(noisy) else None
         quiet_ok = bool(np.all(np.abs(gmean[~noisy]) <= grad_tol))
-        grad_ok = grad_ok or (grad_pvalue > P.grad_alpha and quiet_ok)
+        grad_ok = grad_ok or (quiet_ok and (grad_pvalue is None or grad_pvalue > P.grad_alpha))
     converged = bool(grad_ok and spectrum_ok)
     diagnostics = {
         "grad_norm": grad_norm,
@@ -479,6 +507,9 @@ def _finish(P, W, b, hist, snapshots, timing):
         "theta": getattr(augmentation, "theta", None), "model": P.model, "steps": steps,
         "lr": P.lr, "lr_schedule": P.lr_schedule, "optimizer": P.optimizer, "noise": P.noise,
         "replicates": P.replicates, "bias": P.bias, "init_scale": P.init_scale, "seed": P.seed,
+        "lr_final": P.lr_final, "momentum": P.momentum, "record_every": P.record_every, "window": window,
+        "content_dims": getattr(augmentation, "content_dims", None), "scale_b": getattr(augmentation, "b", None),
+        "kappa": P.kappa, "grad_alpha": P.grad_alpha, "check_draws": P.check_draws,
         "dtype": np.dtype(P.dtype).name, "engine": loss.engine, "compiled_loop": bool(P.compiled),
         "train_seconds": timing["train_seconds"], "compile_seconds": timing["compile_seconds"],
         "compile_source": timing["compile_source"],

@@ -51,19 +51,15 @@ def test_gaussian_data_bad_input(kwargs, exc, pattern):
 
 
 def test_gaussian_data_empty_cov_rejected():
-    """A 0 x 0 covariance is dimension 0, exactly like variances=[] (rejected above).
-
-    BUG (minissl/data.py:119): the cov= branch has no dim >= 1 check, so
-    gaussian_data(5, cov=np.zeros((0, 0))) returns a Dataset with x of shape (5, 0).
-    """
+    """A 0 x 0 covariance is dimension 0, exactly like variances=[] (rejected above)
+    (regression test: the cov= branch once returned a Dataset with x of shape (5, 0))."""
     with pytest.raises(ValueError, match=r"cov"):
         minissl.gaussian_data(5, cov=np.zeros((0, 0)))
 
 
 def test_gaussian_data_negative_variance_message_prints_plain_number():
     """The message follows the library convention ("... contains -2.0 ..."), whatever the
-    NumPy version. BUG (minissl/data.py:115): ``{var.min()!r}`` prints
-    ``np.float64(-2.0)`` under NumPy >= 2."""
+    NumPy version (regression test: ``repr`` of a NumPy scalar prints ``np.float64(-2.0)``)."""
     with pytest.raises(ValueError) as info:
         minissl.gaussian_data(5, variances=[1.0, -2.0])
     assert "variances contains -2.0," in str(info.value)
@@ -210,8 +206,7 @@ def test_simulate_bad_input(kwargs, exc, pattern):
 
 
 def test_simulate_unknown_loss_name_names_the_loss_parameter():
-    """simulate's parameter is ``loss``; BUG (minissl/train.py:215 -> losses/__init__.py:208):
-    the message reads "name == 'bogus', ..." which names get_loss's parameter instead."""
+    """simulate's parameter is ``loss``: the message must name it (not get_loss's ``name``)."""
     with pytest.raises(ValueError, match=r"loss == 'bogus'.*must be one of") as info:
         minissl.simulate(loss="bogus", n=8, steps=2)
     assert "'infonce'" in str(info.value)
@@ -343,7 +338,7 @@ def test_cli_message_names_the_value(args, value):
 
 
 def test_cli_negative_variance_message_prints_plain_number():
-    """BUG (minissl/cli.py:61): ``{arr.min()!r}`` prints ``np.float64(-2.0)`` under NumPy >= 2."""
+    """Regression test: ``repr`` of a NumPy scalar printed ``np.float64(-2.0)`` under NumPy >= 2."""
     result = CliRunner().invoke(main, ["simulate", "--variances", "1,-2"])
     assert result.exit_code == 2
     assert "variances contains -2.0," in result.output

@@ -1,0 +1,125 @@
+"""Regression tests for defects found in review (each failed before its fix)."""
+
+import json
+import os
+import re
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import minissl
+from minissl import metrics
+from minissl.cli import main
+from minissl.data import IsotropicNoise
+from minissl.train import ConvergenceWarning
+
+
+def _run(args):
+    res = CliRunner().invoke(main, args)
+    assert "Traceback" not in res.output, res.output
+    return res
+
+
+def test_compiled_and_python_loops_report_the_same_convergence():
+    """The compiled path once measured drift against the final spectrum itself (always 0)."""
+    kw = dict(loss="infonce", n=32, variances=[0.5, 1.0, 2.0], sigma=1.0, seed=0, lr=0.05, steps=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = minissl.simulate(engine="numba", **kw)
+        b = minissl.simulate(engine="numpy", **kw)
+    np.testing.assert_allclose(a.diagnostics["spectral_change"], b.diagnostics["spectral_change"], rtol=1e-6)
+    assert a.converged == b.converged
+    with pytest.raises(ValueError, match="record_every == 100, must be <= 25"):
+        minissl.simulate(record_every=100, **kw)
+
+
+def test_augmentation_dimension_must_match_data():
+    with pytest.raises(ValueError, match="augmentation has dimension 3 but the data have d0 == 5"):
+        minissl.simulate(n=16, steps=20, augmentation=IsotropicNoise(1.0, 3))
+
+
+def test_difference_column_is_bounded_when_everything_collapses():
+    res = _run(["simulate", "--sigma", "3", "--steps", "300", "--n", "64"])
+    assert res.exit_code == 0
+    diffs = [float(x) for x in re.findall(r"([+-]\d+\.\d+) x top", res.output)]
+    assert diffs and max(abs(d) for d in diffs) <= 1.0
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--loss", "infonce", "--kappa", "5"], "--kappa"),
+    (["--augmentation", "scale", "--sigma", "2"], "--sigma"),
+    (["--theta", "0.3"], "--theta"),
+    (["--loss", "vicreg", "--negatives", "both"], "--negatives"),
+    (["--loss", "infonce", "--raw"], "--standardize/--raw"),
+    (["--c", "2"], "--c"),
+    (["--model", "effective", "--noise", "fixed"], "--noise"),
+])
+def test_options_without_effect_are_rejected(args, option):
+    res = _run(["simulate", "--n", "16", "--steps", "20", *args])
+    assert res.exit_code == 2 and option in res.output and "no effect" in res.output
+
+
+def test_library_rejects_kappa_without_normalization_and_momentum_with_adam():
+    with pytest.raises(ValueError, match="kappa"):
+        minissl.simulate("infonce", n=16, steps=5, kappa=5.0)
+    with pytest.raises(ValueError, match="momentum"):
+        minissl.simulate("infonce", n=16, steps=5, momentum=0.9)
+    with pytest.raises(ValueError, match="not both"):
+        minissl.simulate("infonce", data=minissl.gaussian_data(8, variances=[1.0]), n=8, steps=5)
+
+
+def test_json_to_missing_folder_is_a_usage_error_and_creates_nothing(tmp_path):
+    target = tmp_path / "missing" / "deeper" / "r.json"
+    res = _run(["simulate", "--n", "16", "--steps", "20", "--json", str(target)])
+    assert res.exit_code == 2 and "does not exist" in res.output
+    assert not (tmp_path / "missing").exists()
+
+
+def test_json_is_strict(tmp_path):
+    out = tmp_path / "r.json"
+    res = _run(["simulate", "--loss", "vicreg", "--n", "16", "--steps", "20", "--json", str(out)])
+    assert res.exit_code == 0
+    json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-finite {c} in JSON"))
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_closed_form_drops_round_off_eigenvalues():
+    """B = 0 up to round-off in some directions (scale augmentation): no spurious rank."""
+    d = minissl.gaussian_data(16, variances=[0.5, 1.0, 2.0, 3.0, 4.0], seed=0)
+    p = minissl.predict(minissl.get_loss("beta"), d.A0, d.A0, n=16, mean=d.x.mean(0))
+    assert metrics.numerical_rank(p["eigenvalues"], 1e-3) == np.count_nonzero(p["eigenvalues"])
+    assert np.all((p["eigenvalues"] == 0) | (p["eigenvalues"] > 1e-12))
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1.0, 1e200, 1e308])
+def test_metrics_are_scale_free(scale):
+    ev = np.array([1.0, 1.0]) * scale
+    assert metrics.stable_rank(ev) == pytest.approx(2.0)
+    assert metrics.entropy_rank(ev) == pytest.approx(2.0)
+    np.testing.assert_allclose(metrics.explained_variance(ev), [0.5, 1.0])
+
+
+def test_overflowing_inputs_are_clear_errors():
+    with pytest.raises(ValueError, match="sigma\\^2 overflows"):
+        IsotropicNoise(1e200, 2)
+    with pytest.raises(ValueError, match="overflows float64"):
+        minissl.gaussian_data(10, variances=[1e308, 1.0])
+    res = _run(["simulate", "--sigma", "1e308"])
+    assert res.exit_code == 2 and "overflows" in res.output
+
+
+def test_landscape_api_validates_its_arguments():
+    with pytest.raises(TypeError, match="must be a Loss"):
+        minissl.effective_B("infonce", np.eye(2), np.eye(2))
+    with pytest.raises(ValueError, match="d1 == 0"):
+        minissl.effective_B(minissl.get_loss("vicreg"), np.eye(2), np.eye(2), n=10, d1=0)
+    B = np.zeros((4, 2, 2))
+    S = np.tile(np.eye(2), (4, 1, 1))
+    with pytest.raises(ValueError, match="k has shape"):
+        minissl.landscape.descend_batch(B, S, k=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="init_scale"):
+        minissl.landscape.descend_batch(B, S, init_scale=0.0)
+    with pytest.raises(ValueError, match="S is not symmetric"):
+        minissl.landscape.descend_batch(B[:1], np.array([[[1.0, 0.5], [0.0, 1.0]]]))
