@@ -119,45 +119,135 @@ def _workspace(n, d0, d1, reps, both):
             np.empty(n), np.empty((d1, n)), np.empty((d1, n)), np.empty((d1, d0)), np.empty(d1))
 
 
-# The two loops below are the same algorithm; they differ only in the step driver they
-# call. They are separate functions because a cached non-parallel function that calls a
-# parallel one crashes when loaded from Numba's cache (numba/numba#8578).
+@njit(cache=CACHE)
+def _state(d1, d0):
+    """Summed gradient and optimizer moments: ``gW, gb, mW, vW, mb, vb``."""
+    return (np.zeros((d1, d0)), np.zeros(d1), np.zeros((d1, d0)), np.zeros((d1, d0)), np.zeros(d1),
+            np.zeros(d1))
+
+
+@njit(cache=CACHE)
+def _redraw(x, factor, diag, rng, x1, x2, x1T, x2T, reps):
+    for r in range(reps):
+        _draw_views(x, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
+
+
+@njit(cache=CACHE)
+def _after_step(t, value, W, b, has_bias, gW, gb, mW, vW, mb, vb, steps, lr, lr_final, cosine, adam,
+                momentum, record_every, rec, hist_W, hist_b, hist_loss, hist_gn):
+    """Record the history and update the weights; returns the next record index, -1 if diverged."""
+    gn = _sq_norm(gW, gb, has_bias)
+    if not (np.isfinite(value) and np.isfinite(gn)):
+        return -1
+    if t % record_every == 0:
+        hist_W[rec] = W
+        hist_b[rec] = b
+        hist_loss[rec] = value
+        hist_gn[rec] = np.sqrt(gn)
+        rec += 1
+    if not _update(W, b, has_bias, gW, gb, mW, vW, mb, vb, t, _lr_at(t, steps, lr, lr_final, cosine), adam,
+                   momentum):
+        return -1
+    return rec
+
+
+# Four short loops share the helpers above and differ only in the step they call: the
+# InfoNCE family or the other losses (so that a run compiles only its own kernels), each
+# with the parallel step (one run) or the serial step (one run per thread in a batch; a
+# cached non-parallel function must not call a parallel one, numba/numba#8578).
+# Each returns the number of steps done (fewer if the run diverged); W, b change in place
+# and x1, x2 (reps, N, d0) receive the views (with fixed noise: the views used).
 
 
 @njit(parallel=True, cache=CACHE)
-def _run_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
-                  fresh, reps, record_every, kind, prm, both, normalize, c, norm_eps, wd,
-                  hist_W, hist_b, hist_loss, hist_gn):
-    """Train in place (W, b), parallel inside each step; returns the steps done.
-
-    ``x1, x2`` (reps, N, d0) receive the views (with fixed noise: the views used).
-    """
+def _run_infonce_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam,
+                          momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd,
+                          hist_W, hist_b, hist_loss, hist_gn):
     n, d0 = x.shape
     d1 = W.shape[0]
-    (x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW,
-     db) = _workspace(n, d0, d1, reps, both)
-    gW = np.zeros((d1, d0))
-    gb = np.zeros(d1)
-    mW = np.zeros((d1, d0))
-    vW = np.zeros((d1, d0))
-    mb = np.zeros(d1)
-    vb = np.zeros(d1)
-    for r in range(reps):
-        _draw_views(x, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
+    x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = _workspace(
+        n, d0, d1, reps, both)
+    gW, gb, mW, vW, mb, vb = _state(d1, d0)
     rec = 0
     for t in range(steps):
-        if fresh and t > 0:
-            for r in range(reps):
-                _draw_views(x, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
+        if t == 0 or fresh:
+            _redraw(x, factor, diag, rng, x1, x2, x1T, x2T, reps)
         gW[:] = 0.0
         gb[:] = 0.0
         value = 0.0
         for r in range(reps):
-            if kind == 0:
-                v = _infonce_linear(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], prm[0], prm[1], both,
-                                    normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA,
-                                    lpos, buf1, buf2, lse, g1, g2, dW, db)
-            elif kind == 1:
+            value += _infonce_linear(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], prm[0], prm[1], both,
+                                     normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos,
+                                     buf1, buf2, lse, g1, g2, dW, db) / reps
+            _accumulate(gW, gb, dW, db, 1.0 / reps)
+        rec = _after_step(t, value, W, b, has_bias, gW, gb, mW, vW, mb, vb, steps, lr, lr_final, cosine, adam,
+                          momentum, record_every, rec, hist_W, hist_b, hist_loss, hist_gn)
+        if rec < 0:
+            return t
+    hist_W[rec] = W
+    hist_b[rec] = b
+    return steps
+
+
+@njit(cache=CACHE)
+def _run_infonce_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam,
+                        momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd,
+                        hist_W, hist_b, hist_loss, hist_gn):
+    n, d0 = x.shape
+    d1 = W.shape[0]
+    x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = _workspace(
+        n, d0, d1, reps, both)
+    gW, gb, mW, vW, mb, vb = _state(d1, d0)
+    rec = 0
+    for t in range(steps):
+        if t == 0 or fresh:
+            _redraw(x, factor, diag, rng, x1, x2, x1T, x2T, reps)
+        gW[:] = 0.0
+        gb[:] = 0.0
+        value = 0.0
+        for r in range(reps):
+            value += _infonce_linear_serial(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], prm[0], prm[1],
+                                            both, normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T,
+                                            gA, lpos, buf1, buf2, lse, g1, g2, dW, db) / reps
+            _accumulate(gW, gb, dW, db, 1.0 / reps)
+        rec = _after_step(t, value, W, b, has_bias, gW, gb, mW, vW, mb, vb, steps, lr, lr_final, cosine, adam,
+                          momentum, record_every, rec, hist_W, hist_b, hist_loss, hist_gn)
+        if rec < 0:
+            return t
+    hist_W[rec] = W
+    hist_b[rec] = b
+    return steps
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def _other_step_serial(kind, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2,
+                       nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db):
+    """SCL (``kind == 1``), Barlow Twins (2) or VICReg (3), serial."""
+    if kind == 1:
+        return _scl_linear_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2,
+                                  nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+    return _decorrelation_linear(kind - 2, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize, c, norm_eps, wd,
+                                 z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, g1, g2, dW, db)
+
+
+@njit(parallel=True, cache=CACHE)
+def _run_other_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam,
+                        momentum, fresh, reps, record_every, kind, prm, both, normalize, c, norm_eps, wd,
+                        hist_W, hist_b, hist_loss, hist_gn):
+    n, d0 = x.shape
+    d1 = W.shape[0]
+    x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = _workspace(
+        n, d0, d1, reps, both)
+    gW, gb, mW, vW, mb, vb = _state(d1, d0)
+    rec = 0
+    for t in range(steps):
+        if t == 0 or fresh:
+            _redraw(x, factor, diag, rng, x1, x2, x1T, x2T, reps)
+        gW[:] = 0.0
+        gb[:] = 0.0
+        value = 0.0
+        for r in range(reps):
+            if kind == 1:
                 v = _scl_linear(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], both, normalize, c, norm_eps,
                                 wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
             else:
@@ -166,17 +256,9 @@ def _run_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_fi
                                           lpos, g1, g2, dW, db)
             value += v / reps
             _accumulate(gW, gb, dW, db, 1.0 / reps)
-        gn = _sq_norm(gW, gb, has_bias)
-        if not (np.isfinite(value) and np.isfinite(gn)):
-            return t
-        if t % record_every == 0:
-            hist_W[rec] = W
-            hist_b[rec] = b
-            hist_loss[rec] = value
-            hist_gn[rec] = np.sqrt(gn)
-            rec += 1
-        if not _update(W, b, has_bias, gW, gb, mW, vW, mb, vb, t, _lr_at(t, steps, lr, lr_final, cosine),
-                       adam, momentum):
+        rec = _after_step(t, value, W, b, has_bias, gW, gb, mW, vW, mb, vb, steps, lr, lr_final, cosine, adam,
+                          momentum, record_every, rec, hist_W, hist_b, hist_loss, hist_gn)
+        if rec < 0:
             return t
     hist_W[rec] = W
     hist_b[rec] = b
@@ -184,56 +266,29 @@ def _run_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_fi
 
 
 @njit(cache=CACHE)
-def _run_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum,
-                fresh, reps, record_every, kind, prm, both, normalize, c, norm_eps, wd,
-                hist_W, hist_b, hist_loss, hist_gn):
-    """As :func:`_run_parallel` with the serial step (used one run per thread)."""
+def _run_other_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam,
+                      momentum, fresh, reps, record_every, kind, prm, both, normalize, c, norm_eps, wd,
+                      hist_W, hist_b, hist_loss, hist_gn):
     n, d0 = x.shape
     d1 = W.shape[0]
-    (x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW,
-     db) = _workspace(n, d0, d1, reps, both)
-    gW = np.zeros((d1, d0))
-    gb = np.zeros(d1)
-    mW = np.zeros((d1, d0))
-    vW = np.zeros((d1, d0))
-    mb = np.zeros(d1)
-    vb = np.zeros(d1)
-    for r in range(reps):
-        _draw_views(x, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
+    x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = _workspace(
+        n, d0, d1, reps, both)
+    gW, gb, mW, vW, mb, vb = _state(d1, d0)
     rec = 0
     for t in range(steps):
-        if fresh and t > 0:
-            for r in range(reps):
-                _draw_views(x, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
+        if t == 0 or fresh:
+            _redraw(x, factor, diag, rng, x1, x2, x1T, x2T, reps)
         gW[:] = 0.0
         gb[:] = 0.0
         value = 0.0
         for r in range(reps):
-            if kind == 0:
-                v = _infonce_linear_serial(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], prm[0], prm[1],
-                                           both, normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T,
-                                           z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
-            elif kind == 1:
-                v = _scl_linear_serial(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], both, normalize, c,
-                                       norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2,
-                                       lse, g1, g2, dW, db)
-            else:
-                v = _decorrelation_linear(kind - 2, prm, W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r],
-                                          normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA,
-                                          lpos, g1, g2, dW, db)
-            value += v / reps
+            value += _other_step_serial(kind, prm, W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], both,
+                                        normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos,
+                                        buf1, buf2, lse, g1, g2, dW, db) / reps
             _accumulate(gW, gb, dW, db, 1.0 / reps)
-        gn = _sq_norm(gW, gb, has_bias)
-        if not (np.isfinite(value) and np.isfinite(gn)):
-            return t
-        if t % record_every == 0:
-            hist_W[rec] = W
-            hist_b[rec] = b
-            hist_loss[rec] = value
-            hist_gn[rec] = np.sqrt(gn)
-            rec += 1
-        if not _update(W, b, has_bias, gW, gb, mW, vW, mb, vb, t, _lr_at(t, steps, lr, lr_final, cosine),
-                       adam, momentum):
+        rec = _after_step(t, value, W, b, has_bias, gW, gb, mW, vW, mb, vb, steps, lr, lr_final, cosine, adam,
+                          momentum, record_every, rec, hist_W, hist_b, hist_loss, hist_gn)
+        if rec < 0:
             return t
     hist_W[rec] = W
     hist_b[rec] = b
@@ -241,14 +296,25 @@ def _run_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_fina
 
 
 @njit(parallel=True, cache=CACHE)
-def _run_batch(xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam,
-               momentum, fresh, reps, record_every, kind, prm, both, normalize, c, norm_eps, wd,
-               hist_W, hist_b, hist_loss, hist_gn, done):
+def _batch_infonce(xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam,
+                   momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd,
+                   hist_W, hist_b, hist_loss, hist_gn, done):
     for k in prange(xs.shape[0]):
-        done[k] = _run_serial(xs[k], factors[k], diag, rngs[np.int64(k)], x1s[k], x2s[k], Ws[k], bs[k], has_bias,
-                              steps, lr, lr_final, cosine, adam, momentum, fresh, reps, record_every,
-                              kind, prm, both, normalize, c, norm_eps, wd, hist_W[k], hist_b[k],
-                              hist_loss[k], hist_gn[k])
+        done[k] = _run_infonce_serial(xs[k], factors[k], diag, rngs[np.int64(k)], x1s[k], x2s[k], Ws[k], bs[k],
+                                      has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, reps,
+                                      record_every, prm, both, normalize, c, norm_eps, wd, hist_W[k], hist_b[k],
+                                      hist_loss[k], hist_gn[k])
+
+
+@njit(parallel=True, cache=CACHE)
+def _batch_other(xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam,
+                 momentum, fresh, reps, record_every, kind, prm, both, normalize, c, norm_eps, wd,
+                 hist_W, hist_b, hist_loss, hist_gn, done):
+    for k in prange(xs.shape[0]):
+        done[k] = _run_other_serial(xs[k], factors[k], diag, rngs[np.int64(k)], x1s[k], x2s[k], Ws[k], bs[k],
+                                    has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, reps,
+                                    record_every, kind, prm, both, normalize, c, norm_eps, wd, hist_W[k],
+                                    hist_b[k], hist_loss[k], hist_gn[k])
 
 
 def _n_records(steps, record_every):
@@ -293,9 +359,13 @@ def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, 
     hist_gn = np.full(nrec, np.nan)
     x1 = np.empty((replicates,) + x.shape)
     x2 = np.empty((replicates,) + x.shape)
-    done = _run_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam,
-                         momentum, fresh, replicates, record_every, *_loss_args(loss), hist_W, hist_b,
-                         hist_loss, hist_gn)
+    kind, prm, *rest = _loss_args(loss)
+    common = (x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh,
+              replicates, record_every)
+    if kind == 0:
+        done = _run_infonce_parallel(*common, prm, *rest, hist_W, hist_b, hist_loss, hist_gn)
+    else:
+        done = _run_other_parallel(*common, kind, prm, *rest, hist_W, hist_b, hist_loss, hist_gn)
     if nrec > 1:  # the row after the last step repeats the last evaluated loss
         hist_loss[-1], hist_gn[-1] = hist_loss[-2], hist_gn[-2]
     return W, (b if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, int(done), (x1, x2)
@@ -324,9 +394,13 @@ def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, ada
     done = np.zeros(K, dtype=np.int64)
     x1s = np.empty((K, replicates) + xs.shape[1:])
     x2s = np.empty((K, replicates) + xs.shape[1:])
-    _run_batch(xs, factors, diag, typed.List(rngs), x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine,
-               adam, momentum, fresh, replicates, record_every, *_loss_args(loss), hist_W, hist_b, hist_loss,
-               hist_gn, done)
+    kind, prm, *rest = _loss_args(loss)
+    common = (xs, factors, diag, typed.List(rngs), x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam,
+              momentum, fresh, replicates, record_every)
+    if kind == 0:
+        _batch_infonce(*common, prm, *rest, hist_W, hist_b, hist_loss, hist_gn, done)
+    else:
+        _batch_other(*common, kind, prm, *rest, hist_W, hist_b, hist_loss, hist_gn, done)
     if nrec > 1:
         hist_loss[:, -1], hist_gn[:, -1] = hist_loss[:, -2], hist_gn[:, -2]
     return Ws, (bs if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, done, (x1s, x2s)
@@ -340,7 +414,9 @@ def warm_up(loss, d0, d1, batch=False):
     """
     import time
 
-    disp = _run_batch if batch else _run_parallel
+    infonce = _loss_args(loss)[0] == 0
+    disp = ((_batch_infonce if infonce else _batch_other) if batch
+            else (_run_infonce_parallel if infonce else _run_other_parallel))
     if not hasattr(disp, "stats"):  # NUMBA_DISABLE_JIT=1: plain Python functions
         return 0.0, "python (JIT disabled)"
     before = sum(disp.stats.cache_misses.values()), sum(disp.stats.cache_hits.values())
