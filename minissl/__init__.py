@@ -4,12 +4,12 @@ The three ways minissl answers "what does a linear SSL model learn?":
 
 * :func:`simulate` trains on the exact sample-based loss (:func:`get_loss`);
 * :mod:`minissl.landscape` descends the effective fourth-order landscape;
-* closed forms (Theorem 1 of Ziyin et al. 2023) via :func:`minissl.landscape.predict`.
+* closed forms (Theorems 1-3, Props. 2-4 of Ziyin et al. 2023) via :mod:`minissl.theory`.
 """
 
 __version__ = "0.1.0"
 
-from . import data, landscape, metrics
+from . import data, landscape, metrics, theory
 from .data import gaussian_data
 from .landscape import Landscape, effective_B, effective_landscape, paper_B, predict
 from .losses import ENGINES, LOSS_NAMES, Loss, get_loss
@@ -20,6 +20,7 @@ __all__ = [
     "data",
     "landscape",
     "metrics",
+    "theory",
     "gaussian_data",
     "get_loss",
     "Loss",

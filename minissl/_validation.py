@@ -34,7 +34,7 @@ def _fmt(value):
 
 
 def check_scalar(name, value, *, lo=None, hi=None, lo_open=False, hi_open=False,
-                 allow_none=False):
+                 allow_none=False, allow_inf=False):
     """Check a finite real scalar lies in an interval; return it as ``float``.
 
     Parameters
@@ -49,14 +49,16 @@ def check_scalar(name, value, *, lo=None, hi=None, lo_open=False, hi_open=False,
         Whether the bound itself is excluded.
     allow_none : bool
         Return ``None`` unchanged when ``value is None``.
+    allow_inf : bool
+        Accept ``+inf`` (never NaN or ``-inf``).
     """
     if value is None and allow_none:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} == {_fmt(value)}, must be a real number.")
     v = float(value)
-    if not np.isfinite(v):
-        raise ValueError(f"{name} == {v!r}, must be finite.")
+    if not np.isfinite(v) and not (allow_inf and v == np.inf):
+        raise ValueError(f"{name} == {v!r}, must be {'finite or +inf' if allow_inf else 'finite'}.")
     if lo is not None and (v < lo or (lo_open and v == lo)):
         raise ValueError(f"{name} == {v!r}, must be {'>' if lo_open else '>='} {lo!r}.")
     if hi is not None and (v > hi or (hi_open and v == hi)):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import time
 import warnings
 
@@ -12,85 +9,11 @@ import click
 import numpy as np
 
 from . import __version__
-from . import _validation as V
-from ._io import atomic_write_text
+from ._cli_common import _LOSS_TITLES, _checked, _float_list, _integer, _json_path, _real, write_json
 from .landscape import predict
 from .losses import LOSS_NAMES, get_loss
 from .metrics import numerical_rank, stable_rank
 from .train import ConvergenceWarning, simulate
-
-_LOSS_TITLES = {
-    "infonce": "InfoNCE (Eq. 1)",
-    "weighted": "weighted InfoNCE (Eq. 7)",
-    "beta": "beta-InfoNCE (Sec. 4.2)",
-    "scl": "spectral contrastive loss (Eq. 14)",
-    "barlow": "Barlow Twins",
-    "vicreg": "VICReg",
-}
-
-
-def _checked(fn):
-    """Wrap a _validation check as a click callback raising BadParameter."""
-
-    def callback(ctx, param, value):
-        if value is None:
-            return None
-        try:
-            return fn(param.name, value)
-        except (ValueError, TypeError) as exc:
-            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-    return callback
-
-
-def _real(lo=None, lo_open=False, hi=None):
-    return _checked(lambda name, v: V.check_scalar(name, v, lo=lo, lo_open=lo_open, hi=hi))
-
-
-def _integer(lo):
-    return _checked(lambda name, v: V.check_int(name, v, lo=lo))
-
-
-def _json_path(ctx, param, value):
-    """The --json target: its folder must exist and be writable (checked before the run)."""
-    if value is None:
-        return None
-    folder = os.path.dirname(os.path.abspath(value)) or "."
-    if not os.path.isdir(folder):
-        raise click.BadParameter(f"{value!r}: folder {folder!r} does not exist.", ctx=ctx, param=param)
-    if not os.access(folder, os.W_OK):
-        raise click.BadParameter(f"{value!r}: folder {folder!r} is not writable.", ctx=ctx, param=param)
-    if os.path.isdir(value):
-        raise click.BadParameter(f"{value!r} is a folder, must be a file path.", ctx=ctx, param=param)
-    return value
-
-
-def _finite_json(obj):
-    """JSON-ready copy with non-finite floats as null (strict JSON has no NaN/Infinity)."""
-    if isinstance(obj, dict):
-        return {k: _finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _finite_json(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def _float_list(name, text):
-    try:
-        vals = [float(t) for t in str(text).split(",") if t.strip()]
-    except ValueError:
-        raise ValueError(f"{name} == {text!r}, must be comma-separated numbers, e.g. 0.5,1,2.") from None
-    arr = V.check_array(name, vals, ndim=1)
-    if arr.size == 0:
-        raise ValueError(f"{name} == {text!r}, must list at least one variance.")
-    if np.any(arr < 0):
-        raise ValueError(f"{name} contains {float(arr.min())!r}, all variances must be >= 0.")
-    return arr
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -210,11 +133,7 @@ def simulate_cmd(loss_name, alpha, beta, negatives, lam, standardize, n, dim, ou
     report = _report(res, loss, kappa, rank_tol, elapsed, [str(w.message) for w in caught])
     click.echo(_format(report))
     if json_path:
-        try:
-            atomic_write_text(json_path, json.dumps(_finite_json(report), indent=2, allow_nan=False) + "\n")
-        except OSError as exc:
-            raise click.ClickException(f"could not write {json_path!r}: {exc}") from None
-        click.echo(f"wrote {json_path}")
+        write_json(json_path, report)
 
 
 def _check_applicable(ctx, loss_name, augmentation, normalize, model):
@@ -356,6 +275,14 @@ def _format(r):
         lines.append(f"warning: {w}")
     return "\n".join(lines)
 
+
+def _register():
+    from .cli_theory import theory_cmd
+
+    main.add_command(theory_cmd)
+
+
+_register()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,113 @@
+"""Table 1 of Ziyin et al. (2023) as data: the Hessian at the origin and which collapses occur.
+
+Each row gives the matrix ``B`` (the Hessian of the loss at ``W = 0`` is ``-2B``) with the
+constants derived and measured in this project (docs/errata.md, tests/test_coefficients.py),
+the paper's printed entry, and whether dimensional / complete collapse can occur
+("there exists a hyperparameter setting and data distribution such that it happens",
+the paper's definition). ``witness`` names a setting where the collapse happens; the tests
+(tests/test_theory.py) check every witness against :func:`minissl.effective_B` and the
+closed-form global minimum, and every "cannot" against random draws.
+
+Notation: ``A0c`` is the centred clean covariance, ``v`` the number of views negatives
+are drawn from, ``C`` the augmentation covariance.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TABLE1", "table1", "format_table1"]
+
+TABLE1 = (
+    {"loss": "InfoNCE", "key": "infonce", "variant": None,
+     "hessian": "v N / (v (N-1) + 1) A0c", "paper_hessian": "A0",
+     "dim": False, "complete": False, "paper_dim": False, "paper_complete": False,
+     "note": "B is positive semidefinite: only directions without data variance are lost.",
+     "erratum": None, "witness": None},
+    {"loss": "weighted InfoNCE / NT-Xent (Eq. 7)", "key": "weighted", "variant": None,
+     "hessian": "v N / (v (N-1) + alpha) A0c", "paper_hessian": "A0 - (1 - alpha) C / N",
+     "dim": False, "complete": False, "paper_dim": True, "paper_complete": True,
+     "note": "The noise terms of energy and repulsion cancel for every alpha: no C/N term, no "
+             "critical dataset size at this order.",
+     "erratum": "E2", "witness": None},
+    {"loss": "beta-InfoNCE (Sec. 4.2)", "key": "beta", "variant": None,
+     "hessian": "beta A0c - (1 - beta) C", "paper_hessian": "A0 - (1 - beta) C",
+     "dim": True, "complete": True, "paper_dim": True, "paper_complete": True,
+     "note": "Direction i collapses when beta a_i <= (1 - beta) c_i (not a_i <= (1 - beta) c_i).",
+     "erratum": "E3",
+     "witness": {"dim": {"beta": 0.5, "variances": [1.0, 4.0], "sigma": 1.5},
+                 "complete": {"beta": 0.5, "variances": [1.0, 4.0], "sigma": 2.5}}},
+    {"loss": "spectral contrastive (Eq. 14)", "key": "scl", "variant": None,
+     "hessian": "2 A0", "paper_hessian": "C (Table 1), 2 C (Eq. 15)",
+     "dim": False, "complete": False, "paper_dim": False, "paper_complete": False,
+     "note": "The positive-pair term gives 2 (A0 + C), the repulsion -2 C at second order.",
+     "erratum": "E4", "witness": None},
+    {"loss": "Barlow Twins (raw cross-correlation)", "key": "barlow", "variant": None,
+     "hessian": "2 A0", "paper_hessian": "A0 + C",
+     "dim": False, "complete": False, "paper_dim": False, "paper_complete": False,
+     "note": "With batch standardisation (the usual form) the loss is scale invariant and has "
+             "no expansion at the origin.",
+     "erratum": "E5", "witness": None},
+    {"loss": "VICReg", "key": "vicreg", "variant": None,
+     "hessian": "var / (2 d1 sqrt(eps)) (A0u + C) - 2 inv C / d1", "paper_hessian": "-A0 (Sec. 3.2 text)",
+     "dim": True, "complete": True, "paper_dim": None, "paper_complete": None,
+     "note": "Collapse needs var (a_i + c_i) <= 4 sqrt(eps) inv c_i: never at the default "
+             "(25, 25, eps 1e-4); the Hessian scale 1/sqrt(eps) makes the expansion radius tiny.",
+     "erratum": "E6",
+     "witness": {"dim": {"var": 0.001, "inv": 25.0, "variances": [1.0, 4.0], "sigma": 0.045},
+                 "complete": {"var": 0.001, "inv": 25.0, "variances": [1.0, 4.0], "sigma": 3.0}}},
+    {"loss": "+ normalization", "key": None, "variant": "normalize",
+     "hessian": "- (kappa -> inf: Theorem 2)", "paper_hessian": "-",
+     "dim": True, "complete": False, "paper_dim": True, "paper_complete": False,
+     "note": "rho = c is enforced, so W = 0 is excluded; Eq. (13) decides which directions survive.",
+     "erratum": None,
+     "witness": {"dim": {"beta": 0.5, "variances": [0.01, 100.0], "sigma": 1.0}}},
+    {"loss": "+ bias (with normalization)", "key": None, "variant": "bias",
+     "hessian": "-", "paper_hessian": "-",
+     "dim": True, "complete": True, "paper_dim": True, "paper_complete": True,
+     "note": "Stationary points: unnormalized ones with rho <= c (|b|^2 = c - rho) and the "
+             "normalized ones with b = 0; complete collapse W = 0, |b|^2 = c is a minimum iff B <= 0.",
+     "erratum": "E8",
+     "witness": {"dim": {"beta": 0.5, "variances": [1.0, 4.0], "sigma": 1.5},
+                 "complete": {"beta": 0.5, "variances": [1.0, 4.0], "sigma": 3.0}}},
+    {"loss": "+ weight decay", "key": None, "variant": "weight_decay",
+     "hessian": "B - gamma I", "paper_hessian": "+ gamma I (sign as printed)",
+     "dim": True, "complete": True, "paper_dim": True, "paper_complete": True,
+     "note": "Weight decay gamma ||W||^2 lowers every eigenvalue of B by gamma.",
+     "erratum": "E7",
+     "witness": {"dim": {"loss": "infonce", "weight_decay": 2.0, "variances": [1.0, 4.0], "sigma": 1.0},
+                 "complete": {"loss": "infonce", "weight_decay": 5.0, "variances": [1.0, 4.0], "sigma": 1.0}}},
+)
+
+
+def table1():
+    """The rows of :data:`TABLE1` (copies) with a ``differs`` flag per row.
+
+    ``differs`` is True where the paper's printed Hessian or collapse marks differ from
+    the derived ones.
+    """
+    rows = []
+    for row in TABLE1:
+        r = dict(row)
+        r["differs"] = bool(r["erratum"]) or (r["paper_dim"] is not None and
+                                              (r["paper_dim"], r["paper_complete"]) != (r["dim"], r["complete"]))
+        rows.append(r)
+    return rows
+
+
+def _mark(v):
+    return "-" if v is None else ("yes" if v else "no")
+
+
+def format_table1():
+    """Table 1 as aligned text, with a column marking where the paper's entry differs."""
+    head = ("loss", "B (derived)", "dim.", "compl.", "paper: B", "dim.", "compl.", "differs")
+    body = [(r["loss"], r["hessian"], _mark(r["dim"]), _mark(r["complete"]), r["paper_hessian"],
+             _mark(r["paper_dim"]), _mark(r["paper_complete"]),
+             ("yes (" + r["erratum"] + ")") if r["erratum"] else ("yes" if r["differs"] else "no"))
+            for r in table1()]
+    widths = [max(len(str(x[i])) for x in (head, *body)) for i in range(len(head))]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*b) for b in body]
+    lines.append("Hessian at W = 0 is -2B; 'dim.'/'compl.': dimensional/complete collapse possible. "
+                 "Errata: docs/errata.md.")
+    return "\n".join(lines)
