@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 
 import json
@@ -11,7 +10,7 @@ import click
 import numpy as np
 
 from . import _validation as V
-from ._io import atomic_write_text
+from ._io import atomic_write_text, jsonable
 
 _LOSS_TITLES = {
     "infonce": "InfoNCE (Eq. 1)",
@@ -59,19 +58,7 @@ def _json_path(ctx, param, value):
     return value
 
 
-def _finite_json(obj):
-    """JSON-ready copy with non-finite floats as null (strict JSON has no NaN/Infinity)."""
-    if isinstance(obj, dict):
-        return {k: _finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _finite_json(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+_finite_json = jsonable
 
 
 def _float_list(name, text):

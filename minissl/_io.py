@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
+
+import numpy as np
 
 
 def atomic_write_text(path, text):
@@ -29,3 +32,19 @@ def atomic_write_bytes(path, data):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def jsonable(obj):
+    """JSON-ready copy: arrays and NumPy scalars as Python, non-finite floats as None
+    (strict JSON has no NaN/Infinity)."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

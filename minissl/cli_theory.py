@@ -114,8 +114,12 @@ def theory_cmd(what, loss_name, alpha, beta, negatives, variances, out_dim, augm
         _json_path(ctx, None, json_path)
     if what == "point" and augmentation == "isotropic" and ctx.get_parameter_source("theta").name == "COMMANDLINE":
         raise click.BadParameter("--theta has no effect with --augmentation isotropic.", param_hint="'--theta'")
-    if (kappa is not None or c_norm != 1.0) and not normalize:
-        raise click.BadParameter("--kappa/--c apply with --normalize.", param_hint="'--kappa'")
+    for name_, opt in (("kappa", "--kappa"), ("c_norm", "--c")):
+        if not normalize and ctx.get_parameter_source(name_).name == "COMMANDLINE":
+            raise click.BadParameter(f"{opt} applies with --normalize.", param_hint=f"'{opt}'")
+    if what == "point" and augmentation == "isotropic" and content_dims is not None:
+        raise click.BadParameter("--content-dims has no effect with --augmentation isotropic.",
+                                 param_hint="'--content-dims'")
     if bias and not normalize:
         raise click.BadParameter("--bias changes nothing without --normalize (translation invariance); "
                                  "add --normalize.", param_hint="'--bias'")
@@ -135,18 +139,26 @@ def theory_cmd(what, loss_name, alpha, beta, negatives, variances, out_dim, augm
             params["negatives"] = negatives
         try:
             loss = get_loss(loss_name, **params)
-            if what == "phase":
-                payload, text = _phase(loss, variances, out_dim, content_dims, n, kappa, sigmas, thetas)
-            else:
-                payload, text = _point(loss, variances, out_dim, augmentation, sigma, theta, content_dims, n,
-                                       kappa, bias)
-        except (ValueError, TypeError) as exc:
+            with np.errstate(over="raise", invalid="raise"):
+                payload, text = _dispatch(what, loss, variances, out_dim, augmentation, sigma, theta, content_dims,
+                                          n, kappa, bias, sigmas, thetas)
+        except (ValueError, TypeError, np.linalg.LinAlgError) as exc:
             raise click.UsageError(str(exc)) from None
+        except ArithmeticError as exc:  # overflow of sigma^2, c, variances
+            raise click.UsageError(f"the values given overflow float64 ({exc}); use smaller --sigma, --c or "
+                                   "--variances.") from None
         click.echo(text)
         if what == "phase" and plot_path:
             _plot_phase(payload, plot_path)
     if json_path:
         write_json(json_path, payload)
+
+
+def _dispatch(what, loss, variances, out_dim, augmentation, sigma, theta, content_dims, n, kappa, bias, sigmas,
+              thetas):
+    if what == "phase":
+        return _phase(loss, variances, out_dim, content_dims, n, kappa, sigmas, thetas)
+    return _point(loss, variances, out_dim, augmentation, sigma, theta, content_dims, n, kappa, bias)
 
 
 def _point(loss, variances, d1, augmentation, sigma, theta, content_dims, n, kappa, bias):
@@ -174,8 +186,11 @@ def _point(loss, variances, d1, augmentation, sigma, theta, content_dims, n, kap
         lines.append(f"m = {r['m']} positive directions, d* = {r['d_star']}: every local minimum has rank "
                      f"min(m, d*) = {min(r['m'], r['d_star'])} (Prop. 2)")
     sp = r["stationary_points"]
-    lines.append(f"stationary points: {r['n_stationary_points']} ({sp['minimum']} minima, {sp['saddle']} saddles, "
-                 f"{sp['maximum']} maxima, from the Hessian)")
+    if sp is None:
+        lines.append(f"stationary points: not enumerated (2^{d0} masks); global minimum in closed form")
+    else:
+        lines.append(f"stationary points: {r['n_stationary_points']} ({sp['minimum']} minima, {sp['saddle']} saddles, "
+                     f"{sp['maximum']} maxima, from the Hessian)")
     lines.append("global minimum, eigenvalues of W^T W: " + _fmt_list(r["eigenvalues"]) + f"   (rank {r['rank']})")
     if r["paper_eigenvalues"] is not None:
         lines.append("   with the paper's constants:       " + _fmt_list(r["paper_eigenvalues"]))
@@ -196,11 +211,12 @@ def _point(loss, variances, d1, augmentation, sigma, theta, content_dims, n, kap
             f"{t['sigma']:.4g} (rank {t['rank_below']}->{t['rank_above']}, axis {int(np.argmax(np.abs(t['direction']))) + 1})"
             for t in thr))
     if "critical_n" in r:
-        main_ = r["critical_n"]["main"][0]
-        app = r["critical_n"]["appendix"][0]
+        def say(cn, op):
+            return "never" if cn["collapse_when"] == "never" else f"N {op} {cn['n_crit']:.4g}"
+
         lines.append("critical dataset size (smallest-variance direction): derived none (no C term, erratum E2); "
-                     f"paper main text collapse for N <= {main_['n_crit']:.4g}; "
-                     f"Appendix A Eq. (17) N > {app['n_crit']:.4g}")
+                     f"paper main text collapse for {say(r['critical_n']['main'][0], '<=')}; "
+                     f"Appendix A Eq. (17) {say(r['critical_n']['appendix'][0], '>')}")
     return r, "\n".join(lines)
 
 

@@ -277,6 +277,8 @@ class Landscape:
         V_ = V.check_array("V", V_, ndim=2, shape=W.shape, dtype=np.float64)
         if b is not None:
             Vb = np.zeros_like(b) if Vb is None else V.check_array("Vb", Vb, shape=b.shape, dtype=np.float64)
+        elif Vb is not None:
+            raise ValueError("Vb given without b: a direction in b needs a point with a bias.")
         return self._hvp(W, V_, b, Vb)
 
     def _hvp(self, W, Vw, b, Vb):

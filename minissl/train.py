@@ -167,7 +167,7 @@ def simulate(loss="infonce", *, data=None, n=None, variances=None,
              cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
              scale_b=1.0, d1=None, model="exact", steps=3000, lr=3e-3, optimizer="adam",
              momentum=0.0, lr_schedule="cosine", lr_final=None, noise="fresh",
-             replicates=1, bias=False, init_scale=0.1, seed=0, record_every=None,
+             replicates=1, bias=False, init_scale=0.1, init="gaussian", seed=0, record_every=None,
              window=None, spectral_tol=1e-2, grad_tol=1e-4, grad_alpha=1e-3, check_draws=64,
              dtype=np.float64, kappa=None, warn=True, engine="numba", **loss_params):
     """Train a linear model ``f(x) = W x (+ b)`` on an SSL loss and report what it learned.
@@ -213,6 +213,11 @@ def simulate(loss="infonce", *, data=None, n=None, variances=None,
         Train a bias ``b`` (initialised at 0).
     init_scale : float
         ``W_0 = init_scale * G / sqrt(d0)`` with ``G`` standard normal.
+    init : {"gaussian", "orthogonal"}
+        ``"orthogonal"``: ``W_0`` has orthonormal rows (or columns) times ``init_scale``,
+        a Haar-random rotation: no direction starts near zero (a square Gaussian ``W_0``
+        has a smallest singular value ~ ``init_scale / d0``, from which weakly driven
+        directions grow slowly).
     seed : int
         One seed drives data, initialisation and noise (independent streams): the same
         seed gives the same numbers.
@@ -241,7 +246,7 @@ def simulate(loss="infonce", *, data=None, n=None, variances=None,
               sigma=sigma, theta=theta, content_dims=content_dims, scale_b=scale_b, d1=d1,
               model=model, steps=steps, lr=lr, optimizer=optimizer, momentum=momentum,
               lr_schedule=lr_schedule, lr_final=lr_final, noise=noise, replicates=replicates,
-              bias=bias, init_scale=init_scale, seed=seed, record_every=record_every,
+              bias=bias, init_scale=init_scale, init=init, seed=seed, record_every=record_every,
               window=window, spectral_tol=spectral_tol, grad_tol=grad_tol, grad_alpha=grad_alpha,
               check_draws=check_draws, dtype=dtype, kappa=kappa, warn=warn, engine=engine,
               **loss_params)
@@ -252,7 +257,7 @@ def _plan(loss="infonce", *, data=None, n=None, variances=None,
              cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
              scale_b=1.0, d1=None, model="exact", steps=3000, lr=3e-3, optimizer="adam",
              momentum=0.0, lr_schedule="cosine", lr_final=None, noise="fresh",
-             replicates=1, bias=False, init_scale=0.1, seed=0, record_every=None,
+             replicates=1, bias=False, init_scale=0.1, init="gaussian", seed=0, record_every=None,
              window=None, spectral_tol=1e-2, grad_tol=1e-4, grad_alpha=1e-3, check_draws=64,
              dtype=np.float64, kappa=None, warn=True, engine="numba", **loss_params):
     """Validate the arguments of :func:`simulate` and set up one run (data, init, noise)."""
@@ -274,6 +279,7 @@ def _plan(loss="infonce", *, data=None, n=None, variances=None,
     replicates = V.check_int("replicates", replicates, lo=1)
     bias = V.check_bool("bias", bias)
     init_scale = V.check_scalar("init_scale", init_scale, lo=0.0, lo_open=True)
+    V.check_choice("init", init, ("gaussian", "orthogonal"))
     seed = V.check_int("seed", seed, lo=0)
     spectral_tol = V.check_scalar("spectral_tol", spectral_tol, lo=0.0, lo_open=True)
     grad_tol = V.check_scalar("grad_tol", grad_tol, lo=0.0)
@@ -327,7 +333,12 @@ def _plan(loss="infonce", *, data=None, n=None, variances=None,
 
     rng_init = np.random.default_rng(init_ss)
     rng_noise = np.random.default_rng(noise_ss)
-    W = (init_scale / math.sqrt(d0) * rng_init.standard_normal((d1, d0))).astype(dtype)
+    G0 = rng_init.standard_normal((d1, d0))
+    if init == "orthogonal":
+        U_, _, Vt_ = np.linalg.svd(G0, full_matrices=False)
+        W = (init_scale * (U_ @ Vt_)).astype(dtype)
+    else:
+        W = (init_scale / math.sqrt(d0) * G0).astype(dtype)
     b = np.zeros(d1, dtype=dtype) if bias else None
     A0_model = augmentation.clean_moment(data.A0)
     mean_model = np.asarray(data.x, dtype=np.float64).mean(0) * (
@@ -506,7 +517,7 @@ def _finish(P, W, b, hist, snapshots, timing):
         "augmentation": augmentation.name, "sigma": getattr(augmentation, "sigma", None),
         "theta": getattr(augmentation, "theta", None), "model": P.model, "steps": steps,
         "lr": P.lr, "lr_schedule": P.lr_schedule, "optimizer": P.optimizer, "noise": P.noise,
-        "replicates": P.replicates, "bias": P.bias, "init_scale": P.init_scale, "seed": P.seed,
+        "replicates": P.replicates, "bias": P.bias, "init_scale": P.init_scale, "init": P.init, "seed": P.seed,
         "lr_final": P.lr_final, "momentum": P.momentum, "record_every": P.record_every, "window": window,
         "content_dims": getattr(augmentation, "content_dims", None), "scale_b": getattr(augmentation, "b", None),
         "kappa": P.kappa, "grad_alpha": P.grad_alpha, "check_draws": P.check_draws,

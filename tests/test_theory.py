@@ -407,9 +407,21 @@ def test_phase_diagram_boundaries_and_descent():
 def test_phase_diagram_normalized_runs_and_differs():
     sig = np.linspace(0.1, 3.0, 12)
     th = np.linspace(0.0, 1.0, 5)
-    pd = phase_diagram(sig, th, loss=get_loss("beta", beta=0.5, normalize=True), variances=(1.0, 2.0))
+    a = (1.0, 2.0)
+    loss = get_loss("beta", beta=0.5, normalize=True)
+    pd = phase_diagram(sig, th, loss=loss, variances=a)
+    plain = phase_diagram(sig, th, variances=a)
     assert not np.any(pd.phase == 4)  # normalization excludes complete collapse (rho = c)
-    assert pd.settings["normalized_limit"]
+    assert np.any(pd.phase != plain.phase) and pd.settings["normalized_limit"]
+    from minissl.data import StructuredNoise
+    from minissl.theory import landscape_for
+
+    for t, s in [(0, 11), (2, 6), (4, 11), (1, 3)]:
+        land = landscape_for(loss, np.diag(a), StructuredNoise(sig[s], th[t], 2, 1).C)
+        res = descend_batch(land.B[None], land.S[None], k=land.k, kappa=1e4, tol=1e-11, init_scale=1.0)
+        alive = tuple(np.diag(res["W"][0].T @ res["W"][0]) > 1e-6)
+        code = {(True, True): 0, (True, False): 1, (False, True): 2, (False, False): 4}[alive]
+        assert code == pd.phase[t, s], (t, s, code, pd.phase[t, s])
 
 
 # --------------------------------------------------------------------------- Table 1
@@ -464,11 +476,16 @@ def test_table1_witnesses_collapse():
 
 
 def test_table1_normalization_never_collapses_completely():
+    """Even with B negative definite, descent with the penalty (kappa = 1e3) never ends at W = 0:
+    the origin's Hessian is -2(B + 2 kappa c Sigma), negative for large kappa."""
     rng = np.random.default_rng(5)
-    for _ in range(50):
+    for t in range(20):
         d = int(rng.integers(1, 5))
-        land = Landscape(B=_rand_cov(rng, d) - 3 * np.eye(d), S=_rand_cov(rng, d) + 0.1 * np.eye(d), k=0.5)
-        assert global_minimum(land, d, kappa=np.inf).rank >= 1
+        B = -_rand_cov(rng, d) - 0.1 * np.eye(d)
+        S = _rand_cov(rng, d) + 0.1 * np.eye(d)
+        res = descend_batch(B[None], S[None], k=0.5, kappa=1e3, c=1.0, seed=t, tol=1e-10, init_scale=1.0)
+        assert res["converged"][0] and res["eigenvalues"][0][0] > 1e-3
+        assert global_minimum(Landscape(B=B, S=S, k=0.5), d, kappa=np.inf).rank >= 1
 
 
 def test_table1_text_marks_differences():
@@ -544,3 +561,121 @@ def test_normalized_thresholds_satisfy_eq13_with_equality_and_bracket_descent():
             land_f = landscape_for(loss, A0, (f * t["sigma"]) ** 2 * np.eye(4))
             res = descend_batch(land_f.B[None], land_f.S[None], k=land_f.k, kappa=1e4, tol=1e-11, init_scale=1.0)
             assert int(np.sum(res["eigenvalues"][0] > 1e-6 * res["eigenvalues"][0][0])) == rank
+
+
+@pytest.mark.parametrize("kappa,bias", [(0.0, False), (3.0, False), (np.inf, False), (np.inf, True), (2.0, True)])
+def test_global_minimum_prefix_masks_equal_full_enumeration(kappa, bias):
+    """global_minimum only tries masks of the top-j whitened eigenvalues (convexity in H);
+    the full enumeration of stationary_points must find nothing lower."""
+    for seed in range(12):
+        d = 2 + seed % 5
+        d1 = d if seed % 3 else max(1, d - 2)
+        land, *_ = random_problem(200 + seed, d, commuting=bool(seed % 2))
+        g = global_minimum(land, d1, kappa=kappa, bias=bias)
+        full = stationary_points(land, d1, kappa=kappa, bias=bias, classify_points=False)[0]
+        assert abs(g.value - full.value) <= 1e-12 * max(1.0, abs(full.value)), (seed, g.value, full.value)
+        assert np.allclose(g.WtW, full.WtW, atol=1e-12)
+
+
+def test_analyze_large_d_uses_the_closed_form_minimum_only():
+    A0 = np.diag(np.linspace(0.5, 2.0, 32))
+    r = analyze(get_loss("infonce"), A0, 4.0 * np.eye(32))
+    assert r["stationary_points"] is None and r["rank"] == 32
+    # commuting closed form: a / (2k (a + sigma^2)^2), k = 3/4
+    a = np.diag(A0)[::-1]
+    assert np.allclose(r["eigenvalues"], a / (1.5 * (a + 4.0) ** 2), rtol=1e-10)
+
+
+def test_infinite_kappa_classification_matches_large_finite_kappa():
+    """The Lagrangian classification at kappa = inf agrees, mask by mask, with the full
+    Hessian at kappa = 1e6 (a different code path: the penalised Hessian)."""
+    for seed in range(6):
+        land, *_ = random_problem(300 + seed, 2 + seed % 3, commuting=bool(seed % 2))
+        d = land.dim
+        inf_pts = {p.mask: p.kind for p in stationary_points(land, d, kappa=np.inf)}
+        fin = Landscape(B=land.B, S=land.S, k=land.k, kappa=1e6, c=1.0)
+        fin_pts = {p.mask: p.kind for p in stationary_points(fin, d) if p.mask}
+        common = set(inf_pts) & set(fin_pts)
+        assert len(common) >= len(inf_pts) - 1
+        # a maximum on the constraint surface is a saddle of the penalised landscape (the
+        # normal direction has curvature ~ 2 kappa |grad rho|^2 > 0)
+        expect = {"minimum": "minimum", "saddle": "saddle", "maximum": "saddle"}
+        assert all(expect[inf_pts[m]] == fin_pts[m] for m in common), (inf_pts, fin_pts)
+
+
+def test_bias_and_infinite_kappa_saddles_decrease_along_a_feasible_curve():
+    """A point classified 'saddle' at kappa = inf (with bias) loses value along a curve on the
+    constraint rho + |b|^2 = c: the tangent direction of most negative curvature of the
+    Lagrangian, from a finite-difference Hessian, retracted by rescaling; a 'minimum' does not."""
+    from minissl.theory import landscape_for
+
+    loss = get_loss("beta", beta=0.5)
+    land = landscape_for(loss, np.diag([1.0, 4.0, 2.0]), 0.8 * np.eye(3))
+    flat = Landscape(B=land.B, S=land.S, k=land.k, c=1.0)
+    d1, d0 = 3, 3
+    nW = d1 * d0
+
+    def unpack(x):
+        return x[:nW].reshape(d1, d0), x[nW:]
+
+    def grad(x):
+        _, gW, _ = flat.value_and_grad(*unpack(x))
+        return np.concatenate([gW.ravel(), np.zeros(d1)])
+
+    def retract(x):
+        W, b = unpack(x)
+        sc = np.sqrt(1.0 / (np.sum((W @ land.S) * W) + b @ b))
+        return W * sc, b * sc
+
+    kinds = set()
+    for p in stationary_points(land, 3, kappa=np.inf, bias=True):
+        x0 = np.concatenate([p.W.ravel(), p.b])
+        H = np.empty((x0.size, x0.size))
+        for j in range(x0.size):
+            e = np.zeros(x0.size)
+            e[j] = 1e-6
+            H[:, j] = (grad(x0 + e) - grad(x0 - e)) / 2e-6
+        gr = np.concatenate([(2 * p.W @ land.S).ravel(), 2 * p.b])
+        mu = -grad(x0) @ gr / (gr @ gr)
+        Hg = np.zeros_like(H)
+        Hg[:nW, :nW] = 2 * np.kron(np.eye(d1), land.S)
+        Hg[nW:, nW:] = 2 * np.eye(d1)
+        Q, _ = np.linalg.qr(np.column_stack([gr / np.linalg.norm(gr), np.eye(x0.size)]))
+        T = Q[:, 1:]
+        w, U = np.linalg.eigh(T.T @ (0.5 * (H + H.T) + mu * Hg) @ T)
+        f0 = flat.value(p.W, p.b)
+        drop = min(flat.value(*retract(x0 + t * (T @ U[:, 0]))) - f0 for t in (1e-3, -1e-3))
+        if p.kind == "saddle":
+            assert drop < -0.1 * abs(w[0]) * 1e-6, (p.mask, drop, w[0])
+        elif p.kind == "minimum":
+            assert w[0] > -1e-6 and drop > -1e-12
+        kinds.add(p.kind)
+    assert {"saddle", "minimum"} <= kinds
+
+
+def test_repeated_roots_are_merged():
+    rng = np.random.default_rng(4)
+    Q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    a = np.array([1, 1, 1, 3.0]) * rng.uniform(0.5, 300)
+    A0 = (Q * a) @ Q.T
+    thr = collapse_thresholds(get_loss("beta", beta=0.5), (A0 + A0.T) / 2)
+    assert [(t["rank_below"], t["rank_above"]) for t in thr] == [(4, 1), (1, 0)]
+    assert np.allclose([t["sigma"] for t in thr], np.sqrt(0.5 * np.array([a[0], a[3]]) / 0.5))
+
+
+@pytest.mark.parametrize("C_unit", [np.diag([1.0, 1.0, 0.0]), np.diag([0.01, 1.0, 100.0]),
+                                    np.diag([1e-3, 1e-2, 1e3])])
+def test_normalized_thresholds_match_a_dense_scan(C_unit):
+    """Singular and very anisotropic augmentation shapes, events near sigma -> 0: the scan with
+    refinement finds every rank change a dense geometric grid (3000 points) sees."""
+    from minissl.theory import landscape_for
+
+    loss = get_loss("beta", beta=0.5, normalize=True)
+    A0 = np.diag([1.0, 2.0, 0.5])
+    thr = collapse_thresholds(loss, A0, C_unit)
+    sig = np.geomspace(1e-3, 100, 3000)
+    r = [global_minimum(landscape_for(loss, A0, s**2 * C_unit), 3, kappa=np.inf).rank for s in sig]
+    dense = [(sig[i - 1], sig[i], r[i - 1], r[i]) for i in range(1, len(sig)) if r[i] != r[i - 1]]
+    assert len(thr) == len(dense), (thr, dense)
+    for t, (lo, hi, rb, ra) in zip(thr, dense):
+        assert lo <= t["sigma"] <= hi and (t["rank_below"], t["rank_above"]) == (rb, ra)

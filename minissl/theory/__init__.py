@@ -13,13 +13,13 @@ printed ones for comparison. Formulas, tests and errata per result: docs/theory.
 """
 
 from .report import analyze
-from .stationary import (StationaryPoint, Whitened, classify, global_minimum, normalized_gap,
+from .stationary import (StationaryPoint, Whitened, classify, count_masks, global_minimum, normalized_gap,
                          stationary_points, survives_normalization, whiten)
 from .table1 import TABLE1, format_table1, table1
 from .thresholds import (PHASE_LABELS, PhaseDiagram, beta_critical_sigma, collapse_thresholds,
                          critical_n_weighted, format_phase_map, landscape_for, phase_diagram)
 
-__all__ = ["analyze", "StationaryPoint", "Whitened", "classify", "global_minimum", "normalized_gap",
+__all__ = ["analyze", "StationaryPoint", "Whitened", "classify", "count_masks", "global_minimum", "normalized_gap",
            "stationary_points", "survives_normalization", "whiten", "TABLE1", "format_table1", "table1",
            "PHASE_LABELS", "PhaseDiagram", "beta_critical_sigma", "collapse_thresholds",
            "critical_n_weighted", "format_phase_map", "landscape_for", "phase_diagram"]

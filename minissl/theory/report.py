@@ -6,13 +6,14 @@ import numpy as np
 
 from .. import _validation as V
 from ..landscape import _check_loss
-from .stationary import stationary_points, whiten
+from .stationary import count_masks, global_minimum, stationary_points, whiten
 from .thresholds import collapse_thresholds, critical_n_weighted, landscape_for
 
 __all__ = ["analyze"]
 
 
-def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bias=False, classify=True):
+def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bias=False, classify=True,
+            max_masks=4096):
     """Stationary points, global minimum, collapsed directions and thresholds of one setting.
 
     Parameters
@@ -37,6 +38,10 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
         With a bias (Theorem 3; needs normalization).
     classify : bool
         Classify every stationary point from its Hessian (Prop. 2).
+    max_masks : int
+        Enumerate all stationary points only when Theorem 1 has at most this many masks
+        (``2^d0`` for ``d1 >= d0``); otherwise only the global minimum is computed (in O(d0))
+        and ``stationary_points``/``minima`` are None.
 
     Returns
     -------
@@ -57,8 +62,9 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
         tr = float(np.trace(C)) / d0
         C_unit = C / tr if tr > 0 else np.eye(d0)
     land = landscape_for(loss, A0, C, n=n, mean=mean, d1=d1)
-    pts = stationary_points(land, d1, kappa=kappa, bias=bias, classify_points=classify)
-    best = pts[0]
+    enumerate_all = count_masks(d0, d1) <= max_masks
+    pts = stationary_points(land, d1, kappa=kappa, bias=bias, classify_points=classify) if enumerate_all else None
+    best = global_minimum(land, d1, kappa=kappa, bias=bias)
     wh = whiten(land)
     dirs = wh.directions()
     collapsed = []
@@ -73,7 +79,7 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
     try:
         paper = landscape_for(loss, A0, C, n=n, d1=d1, constants="paper")  # the paper has no centring
         paper_ev = np.linalg.eigvalsh(paper.B)[::-1].tolist()
-        paper_min = stationary_points(paper, d1, kappa=kappa, bias=bias, classify_points=False)[0]
+        paper_min = global_minimum(paper, d1, kappa=kappa, bias=bias)
         paper_spec = paper_min.eigenvalues.tolist()
     except ValueError:
         paper_ev, paper_spec = None, None
@@ -88,9 +94,10 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
                  "direction": np.round(t["direction"], 12).tolist()} for t in out]
 
     kinds = {k: 0 for k in ("minimum", "saddle", "maximum")}
-    for p in pts:
+    for p in pts or ():
         if p.kind:
             kinds[p.kind] += 1
+    classified = classify and pts is not None
     result = {
         "loss": loss.name, "params": dict(loss.params), "normalize": loss.normalize,
         "kappa": None if np.isinf(kappa) else kappa, "normalized_limit": bool(np.isinf(kappa)),
@@ -98,9 +105,9 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
         "k": land.k, "B_eigenvalues": B_ev.tolist(), "paper_B_eigenvalues": paper_ev,
         "m": int(np.sum(wh.lam > 0)), "eigenvalues": best.eigenvalues.tolist(), "rank": best.rank,
         "value": best.value, "rho": best.rho, "paper_eigenvalues": paper_spec,
-        "collapsed": collapsed, "n_stationary_points": len(pts),
-        "stationary_points": kinds if classify else None,
-        "minima": [p.as_dict() for p in pts if p.kind == "minimum"] if classify else None,
+        "collapsed": collapsed, "n_stationary_points": None if pts is None else len(pts),
+        "stationary_points": kinds if classified else None,
+        "minima": [p.as_dict() for p in pts if p.kind == "minimum"] if classified else None,
         "thresholds": {"derived": thr("derived"), "paper": thr("paper")},
     }
     if loss.name == "weighted":

@@ -40,7 +40,7 @@ import numpy as np
 from .. import _validation as V
 from ..landscape import Landscape
 
-__all__ = ["StationaryPoint", "Whitened", "whiten", "stationary_points", "global_minimum",
+__all__ = ["StationaryPoint", "Whitened", "whiten", "stationary_points", "global_minimum", "count_masks",
            "classify", "normalized_gap", "survives_normalization"]
 
 _KINDS = ("minimum", "saddle", "maximum")
@@ -145,7 +145,9 @@ def whiten(land):
     """
     w, U = np.linalg.eigh(land.S)
     if w[0] <= 1e-12 * max(1.0, w[-1]):
-        raise ValueError(f"S has smallest eigenvalue {w[0]:.3g}; the closed forms need S positive definite.")
+        what = "is not positive definite" if w[0] <= 0 else f"is too ill-conditioned (condition number {w[-1] / w[0]:.3g})"
+        raise ValueError(f"S = A0 + C {what}: smallest eigenvalue {w[0]:.3g}, largest {w[-1]:.3g}; "
+                         "the closed forms need a positive definite S with condition number below 1e12.")
     S_half = (U * np.sqrt(w)) @ U.T
     S_inv_half = (U / np.sqrt(w)) @ U.T
     K = S_inv_half @ land.B @ S_inv_half
@@ -195,6 +197,21 @@ def _mask_h(lam, mask, k, kappa, c, tol):
     return h
 
 
+def _constraint_parts(land, W, b):
+    """Hessian and gradient of the landscape without penalty, grad r, and Hess r (flattened)."""
+    flat = Landscape(B=land.B, S=land.S, k=land.k, Sigma=land.Sigma, kappa=0.0, c=land.c)
+    Hf = flat.hessian(W, b)
+    _, gW, _ = flat.value_and_grad(W, b)
+    gf = np.concatenate([gW.ravel()] + ([] if b is None else [np.zeros_like(b)]))
+    gr = np.concatenate([(2.0 * W @ land.Sigma).ravel()] + ([] if b is None else [2.0 * b]))
+    d1, d0 = W.shape
+    Hr = np.zeros_like(Hf)
+    Hr[: d1 * d0, : d1 * d0] = 2.0 * np.kron(np.eye(d1), land.Sigma)
+    if b is not None:
+        Hr[d1 * d0:, d1 * d0:] = 2.0 * np.eye(d1)
+    return Hf, gf, gr, Hr
+
+
 def _symmetry_modes(d1, rank, has_b):
     orbit = d1 * (d1 - 1) // 2 - (d1 - rank) * (d1 - rank - 1) // 2
     return orbit + ((d1 - 1) if has_b else 0)
@@ -202,6 +219,10 @@ def _symmetry_modes(d1, rank, has_b):
 
 def classify(land, W, b=None, kappa=None, rtol=1e-9):
     """Type of a stationary point from the exact Hessian (Prop. 2).
+
+    ``(W, b)`` must be a stationary point (the multiplier of the normalization penalty is
+    read from the stationarity condition, which keeps the classification exact at any
+    ``kappa``, up to ``1e300``).
 
     Parameters
     ----------
@@ -212,40 +233,48 @@ def classify(land, W, b=None, kappa=None, rtol=1e-9):
         Hessian of the Lagrangian projected on its tangent space (the ``kappa -> inf``
         limit, Theorem 2); default ``land.kappa``.
     rtol : float
-        Eigenvalues with ``|e| <= rtol * max(1, max |e|)`` count as zero.
+        Eigenvalues with ``|e| <= rtol * max(1, max |e|)`` count as zero; for finite
+        ``kappa > 0`` the maximum excludes the penalty's rank-one term ``2 kappa grad(r)
+        grad(r)^T`` (which would otherwise swamp the tolerance at large kappa).
 
     Returns
     -------
     kind : {"minimum", "saddle", "maximum"}
+        For ``kappa = inf`` the type *on the constraint surface* (a "maximum" there is a
+        saddle of any large finite-kappa landscape: the normal direction curves upwards).
     eigenvalues : ndarray
     n_zero : int
     """
     kappa = _check_land(land, kappa, False)
+    # pieces shared by both cases: f = the landscape without the penalty, r = rho + |b|^2 - c
+    Hf, gf, gr, Hr = _constraint_parts(land, W, b)
+    nn = float(gr @ gr)
     if np.isinf(kappa):
-        flat = Landscape(B=land.B, S=land.S, k=land.k, Sigma=land.Sigma, kappa=0.0, c=land.c)
-        Hf = flat.hessian(W, b)
-        _, gW, _ = flat.value_and_grad(W, b)
-        gradg = np.concatenate([(2.0 * W @ land.S).ravel()] + ([] if b is None else [2.0 * b]))
-        gradf = np.concatenate([gW.ravel()] + ([] if b is None else [np.zeros_like(b)]))
-        nn = float(gradg @ gradg)
         if nn == 0.0:
             raise ValueError("the constraint rho + |b|^2 = c is singular at this point (W = 0, b = 0).")
-        mu = -float(gradf @ gradg) / nn
-        d1, d0 = W.shape
-        Hg = np.zeros_like(Hf)
-        eye = np.eye(d1)
-        Hg[: d1 * d0, : d1 * d0] = 2.0 * np.kron(eye, land.S)
-        if b is not None:
-            Hg[d1 * d0:, d1 * d0:] = 2.0 * eye
-        HL = Hf + mu * Hg
-        n = gradg / np.sqrt(nn)
-        # orthonormal basis of the tangent space {v : n . v = 0}
-        Q, _ = np.linalg.qr(np.column_stack([n, np.eye(n.size)]))
+        mu = -float(gf @ gr) / nn
+        # orthonormal basis of the tangent space {v : grad(r) . v = 0}
+        Q, _ = np.linalg.qr(np.column_stack([gr / np.sqrt(nn), np.eye(gr.size)]))
         T = Q[:, 1:]
-        ev = np.linalg.eigvalsh(T.T @ HL @ T)
+        ev = np.linalg.eigvalsh(T.T @ (Hf + mu * Hr) @ T)
     else:
-        tmp = Landscape(B=land.B, S=land.S, k=land.k, Sigma=land.Sigma, kappa=kappa, c=land.c)
-        ev = np.linalg.eigvalsh(tmp.hessian(W, b))
+        # H = H_f + 4 kappa r (I kron Sigma) + 2 kappa grad(r) grad(r)^T.
+        # kappa r is taken from stationarity (grad f + 2 kappa r grad r = 0), not from r itself,
+        # whose round-off kappa would amplify; at large kappa the rank-one term dwarfs the
+        # rest, so the tangent block and the normal direction are classified apart.
+        kr = -float(gf @ gr) / (2.0 * nn) if nn > 0 else kappa * (-land.c)
+        rest = Hf + 2.0 * kr * Hr
+        scale = max(1.0, float(np.max(np.abs(np.linalg.eigvalsh(rest)))))
+        if nn > 0 and 2.0 * kappa * nn > 1e6 * scale:
+            Q, _ = np.linalg.qr(np.column_stack([gr / np.sqrt(nn), np.eye(gr.size)]))
+            T = Q[:, 1:]
+            ev = np.sort(np.append(np.linalg.eigvalsh(T.T @ rest @ T), 2.0 * kappa * nn))
+        else:
+            ev = np.linalg.eigvalsh(rest + 2.0 * kappa * np.outer(gr, gr))
+        tol = rtol * scale
+        n_zero = int(np.sum(np.abs(ev) <= tol))
+        kind = "minimum" if ev[0] >= -tol else ("maximum" if ev[-1] <= tol else "saddle")
+        return kind, ev, n_zero
     tol = rtol * max(1.0, float(np.max(np.abs(ev))))
     n_zero = int(np.sum(np.abs(ev) <= tol))
     if ev[0] >= -tol:
@@ -272,9 +301,7 @@ def _point(land, wh, mask, h, d1, kappa, bias_norm2, do_classify):
     rank = len(idx)
     ev[rank:] = 0.0
     rho = float(h.sum())
-    value_land = Landscape(B=land.B, S=land.S, k=land.k, Sigma=land.Sigma,
-                           kappa=0.0 if np.isinf(kappa) else kappa, c=land.c)
-    value = value_land.value(W, b)
+    value = _h_value(wh.lam, h, mask, land.k, kappa, land.c, bool(bias_norm2))
     kind, hev, n_zero = (None, None, 0)
     if do_classify:
         kind, hev, n_zero = classify(land, W, b, kappa=kappa)
@@ -318,8 +345,7 @@ def stationary_points(land, d1, kappa=None, bias=False, classify_points=True, ma
     wh = whiten(land)
     d0 = land.dim
     dstar = min(d0, d1)
-    n_masks = sum(len(list(itertools.combinations(range(d0), j))) for j in range(min(dstar, 20) + 1)) \
-        if d0 <= 20 else max_masks + 1
+    n_masks = count_masks(d0, d1)
     if n_masks > max_masks:
         raise ValueError(f"d0 == {d0}, d1 == {d1} give {n_masks} masks, more than max_masks == {max_masks}.")
     k, c = land.k, land.c
@@ -340,19 +366,35 @@ def stationary_points(land, d1, kappa=None, bias=False, classify_points=True, ma
     return points
 
 
-def _h_value(lam, h, k, kappa, c, b2):
-    """Landscape value at ``H = P diag(h) P^T``: ``-sum lam h + k sum h^2 (+ kappa (sum h + |b|^2 - c)^2)``."""
+def _h_value(lam, h, mask, k, kappa, c, bias_branch):
+    """Landscape value at ``H = P diag(h) P^T``: ``-sum lam h + k sum h^2 + kappa g^2``.
+
+    ``g = c - rho`` is taken from Prop. 4 in closed form (not as ``c - sum h``, whose
+    round-off ``kappa`` would amplify); it is 0 for ``kappa = inf`` and on the bias branch.
+    """
     v = -float(lam @ h) + k * float(h @ h)
-    if kappa and not np.isinf(kappa):
-        v += kappa * (float(h.sum()) + b2 - c) ** 2
+    if kappa and not np.isinf(kappa) and not bias_branch:
+        g = normalized_gap(float(lam[list(mask)].sum()), len(mask), kappa, c, k) if mask else c
+        v += kappa * g * g
     return v
+
+
+def count_masks(d0, d1):
+    """Number of masks Theorem 1 enumerates: ``sum_{j <= min(d0, d1)} C(d0, j)``."""
+    from math import comb
+
+    return sum(comb(d0, j) for j in range(min(d0, d1) + 1))
 
 
 def global_minimum(land, d1, kappa=None, bias=False):
     """The stationary point of lowest value (closed form; not classified).
 
-    Same enumeration as :func:`stationary_points`, but values are computed in the whitened
-    eigenbasis and only the best point is built.
+    Only the masks that keep the ``j`` largest whitened eigenvalues (``j <= d*``) are
+    candidates: in ``H = S^{1/2} W^T W S^{1/2}`` the landscape is convex (strictly, by the
+    quartic), so its minimiser has ``h_i = max(0, (lambda_i - nu) / (2k))`` -- a prefix of
+    the sorted eigenvalues -- and with at most ``d*`` nonzero ``h_i`` exchanging a kept
+    direction for one with a larger ``lambda`` lowers the loss. Cost O(d0) masks instead of
+    ``2^d0``; ``tests/test_theory.py`` checks it against the full enumeration.
     """
     d1 = V.check_int("d1", d1, lo=1)
     bias = V.check_bool("bias", bias)
@@ -363,7 +405,7 @@ def global_minimum(land, d1, kappa=None, bias=False):
     tol = 1e-12 * (float(np.max(np.abs(wh.lam))) / (2.0 * k) + c)
     best = None
     for j in range(min(d0, d1) + 1):
-        for mask in itertools.combinations(range(d0), j):
+        for mask in (tuple(range(j)),):
             cands = []
             h = _mask_h(wh.lam, mask, k, kappa, c, tol)
             if h is not None:
@@ -373,7 +415,7 @@ def global_minimum(land, d1, kappa=None, bias=False):
                 if hu is not None and hu.sum() < c * (1.0 - 1e-12):
                     cands.append((hu, c - hu.sum()))
             for h_, b2 in cands:
-                v = _h_value(wh.lam, h_, k, kappa, c, b2 or 0.0)
+                v = _h_value(wh.lam, h_, mask, k, kappa, c, bool(b2))
                 if best is None or v < best[0]:
                     best = (v, mask, h_, b2)
     _, mask, h, b2 = best

@@ -96,9 +96,12 @@ def collapse_thresholds(loss, A0, C_unit=None, n=None, mean=None, d1=None, const
     bias : bool
         With a bias (Theorem 3; needs ``kappa > 0``).
     sigma_max : float, optional
-        Scan range for the normalized case (default ``10 sqrt(max eig A0 / min eig C_unit)``).
+        Scan range for the normalized case (default ``10 sqrt(max eig A0 / c_min)`` with
+        ``c_min`` the smallest nonzero eigenvalue of ``C_unit``); the scan starts at
+        ``0.01 sqrt(a_min / c_max)`` (smallest positive data variance, largest augmentation
+        eigenvalue).
     grid : int
-        Grid points of that scan.
+        Points of the geometric scan grid (intervals whose end masks differ are subdivided).
 
     Returns
     -------
@@ -120,82 +123,123 @@ def collapse_thresholds(loss, A0, C_unit=None, n=None, mean=None, d1=None, const
     dstar = min(d0, d1)
     B_of = _B_ray(loss, A0, C_unit, n, mean, d1, constants)
     if kappa == 0:
-        B0 = B_of(0.0)
-        B1 = B_of(1.0) - B0
-        scale = max(1.0, float(np.max(np.abs(B0))), float(np.max(np.abs(B1))))
-        if np.max(np.abs(B1)) <= 1e-14 * scale:
-            return []
-        roots = linalg.eigvals(B0, -B1)
-        s = np.real(roots[np.isfinite(roots) & (np.abs(np.imag(roots)) <= 1e-9 * np.abs(roots))])
-        s = np.unique(np.round(s[s > 0], 12))
-        out = []
-        for s2 in s:
-            m_lo = int(np.sum(np.linalg.eigvalsh(B0 + s2 * (1 - 1e-7) * B1) > 0))
-            m_hi = int(np.sum(np.linalg.eigvalsh(B0 + s2 * (1 + 1e-7) * B1) > 0))
-            w, U = np.linalg.eigh(B0 + s2 * B1)
-            u = U[:, int(np.argmin(np.abs(w)))]
-            out.append({"sigma": float(np.sqrt(s2)), "rank_below": min(m_lo, dstar),
-                        "rank_above": min(m_hi, dstar), "direction": u * np.sign(u[np.argmax(np.abs(u))])})
-        return [o for o in out if o["rank_below"] != o["rank_above"]]
-    # normalized: scan the rank of the kappa -> inf global minimum
+        return _linear_thresholds(B_of, dstar)
+    return _scan_thresholds(loss, A0, C_unit, n, mean, d1, constants, kappa, bias, sigma_max, grid)
+
+
+def _linear_thresholds(B_of, dstar):
+    """Roots of det(B_0 + s B_1) = 0, merged within round-off; ranks between distinct roots."""
+    B0 = B_of(0.0)
+    B1 = B_of(1.0) - B0
+    scale = max(1.0, float(np.max(np.abs(B0))), float(np.max(np.abs(B1))))
+    if np.max(np.abs(B1)) <= 1e-14 * scale:
+        return []
+    roots = linalg.eigvals(B0, -B1)
+    ok = np.isfinite(roots) & (np.abs(np.imag(roots)) <= 1e-9 * np.abs(roots))
+    s = np.sort(np.real(roots[ok]))
+    s = s[s > 0]
+    distinct = []
+    for v in s:  # merge roots equal up to round-off (repeated eigenvalues)
+        if distinct and v <= distinct[-1] * (1 + 1e-9):
+            continue
+        distinct.append(float(v))
+    if not distinct:
+        return []
+
+    def m(s2):
+        return min(int(np.sum(np.linalg.eigvalsh(B0 + s2 * B1) > 0)), dstar)
+
+    edges = [0.0] + distinct + [2.0 * distinct[-1] + 1.0]
+    out = []
+    for j, s2 in enumerate(distinct):
+        below, above = m(0.5 * (edges[j] + s2)), m(0.5 * (s2 + edges[j + 2]))
+        if below == above:
+            continue
+        w, U = np.linalg.eigh(B0 + s2 * B1)
+        u = U[:, int(np.argmin(np.abs(w)))]
+        out.append({"sigma": float(np.sqrt(s2)), "rank_below": below, "rank_above": above,
+                    "direction": u * np.sign(u[np.argmax(np.abs(u))])})
+    return out
+
+
+def _scan_thresholds(loss, A0, C_unit, n, mean, d1, constants, kappa, bias, sigma_max, grid):
+    """Normalized case: events of the global minimum's mask along sigma.
+
+    A geometric grid from ``0.01 sqrt(a_min / c_max)`` to ``sigma_max``; every grid interval whose
+    end masks differ is subdivided until the masks differ in one direction, whose vanishing
+    ``h_i`` (Theorem 2 / Prop. 4 with the larger mask) is then found by root-finding. Two
+    events inside one grid interval that restore the same mask are not seen.
+    """
+    d0 = A0.shape[0]
+    ev_c = np.linalg.eigvalsh(C_unit)
+    ev_a = np.linalg.eigvalsh(A0)
+    a_pos = ev_a[ev_a > 1e-12 * max(ev_a[-1], 1e-300)]
+    c_pos = ev_c[ev_c > 1e-12 * max(ev_c[-1], 1e-300)]
     if sigma_max is None:
-        ev_c = np.linalg.eigvalsh(C_unit)
-        sigma_max = 10.0 * np.sqrt(max(float(np.max(np.linalg.eigvalsh(A0))), 1e-12) / max(ev_c[-1] * 1e-6, ev_c[0]))
+        sigma_max = 10.0 * np.sqrt(max(float(ev_a[-1]), 1e-12) / float(c_pos[0]))
     sigma_max = V.check_scalar("sigma_max", sigma_max, lo=0.0, lo_open=True)
+    sigma_min = min(0.01 * np.sqrt(float(a_pos[0]) / float(c_pos[-1])) if a_pos.size else 1e-4 * sigma_max,
+                    1e-2 * sigma_max)
     grid = V.check_int("grid", grid, lo=2)
     base = _base_loss(loss)
 
-    def mask_at_land(sig):
+    def land_at(sig):
         land = landscape_for(base, A0, sig**2 * C_unit, n=n, mean=mean, d1=d1, constants=constants)
         return Landscape(B=land.B, S=land.S, k=land.k, c=loss.c)
 
-    def mask_at(sig):
-        land = mask_at_land(sig)
-        return global_minimum(land, d1, kappa=kappa, bias=bias), land
+    def point_at(sig):
+        return global_minimum(land_at(sig), d1, kappa=kappa, bias=bias)
 
-    sig = np.linspace(sigma_max / grid, sigma_max, grid)
-    ranks = [mask_at(s_)[0].rank for s_ in sig]
-    out = []
-    for j in range(grid - 1):
-        if ranks[j] == ranks[j + 1]:
-            continue
-        lo, hi = sig[j], sig[j + 1]
-        p_lo, _ = mask_at(lo)
-        p_hi, _ = mask_at(hi)
+    def branch(p):
+        return (p.mask, p.b is not None and float(p.b @ p.b) > 0)
+
+    def h_root(lo, hi, p_lo, p_hi):
         changed = sorted(set(p_lo.mask) ^ set(p_hi.mask))
         big = p_lo if len(p_lo.mask) > len(p_hi.mask) else p_hi
-        if len(changed) == 1 and (big.b is None or float(big.b @ big.b) == 0.0):
-            # the surviving direction's h (Theorem 2 / Prop. 4 with the larger mask) crosses 0
-            i = changed[0]
+        if len(changed) != 1 or branch(p_lo)[1] or branch(p_hi)[1]:
+            return None
+        i, idx = changed[0], list(big.mask)
 
-            def h_i(sg):
-                land = mask_at_land(sg)
-                lam = whiten(land).lam
-                idx = list(big.mask)
-                if np.isinf(kappa):
-                    shift = (2.0 * land.k * land.c - lam[idx].sum()) / len(idx)
-                else:
-                    shift = 2.0 * kappa * normalized_gap(lam[idx].sum(), len(idx), kappa, land.c, land.k)
-                return lam[i] + shift
+        def h_i(sg):
+            land = land_at(sg)
+            lam = whiten(land).lam
+            if np.isinf(kappa):
+                shift = (2.0 * land.k * land.c - lam[idx].sum()) / len(idx)
+            else:
+                shift = 2.0 * kappa * normalized_gap(lam[idx].sum(), len(idx), kappa, land.c, land.k)
+            return lam[i] + shift
 
-            try:
-                root = optimize.brentq(h_i, lo, hi, xtol=1e-15 * hi, rtol=1e-15)
-            except ValueError:  # no sign change of this h: fall back to bisection on the rank
-                root = None
-        else:
-            root = None
+        try:
+            return optimize.brentq(h_i, lo, hi, xtol=1e-15 * hi, rtol=1e-15)
+        except ValueError:
+            return None
+
+    out = []
+
+    def refine(lo, hi, p_lo, p_hi, depth):
+        if branch(p_lo) == branch(p_hi):
+            return
+        root = h_root(lo, hi, p_lo, p_hi)
+        if root is None and depth < 60 and hi > lo * (1 + 1e-13):
+            mid = np.sqrt(lo * hi)
+            p_mid = point_at(mid)
+            refine(lo, mid, p_lo, p_mid, depth + 1)
+            refine(mid, hi, p_mid, p_hi, depth + 1)
+            return
         if root is None:
-            for _ in range(48):
-                mid = 0.5 * (lo + hi)
-                if mask_at(mid)[0].rank == ranks[j]:
-                    lo = mid
-                else:
-                    hi = mid
-            root = 0.5 * (lo + hi)
-        wh = whiten(mask_at_land(root))
-        u = wh.directions()[:, changed[0]] if changed else np.zeros(d0)
-        out.append({"sigma": float(root), "rank_below": ranks[j], "rank_above": ranks[j + 1],
+            root = np.sqrt(lo * hi)
+        if p_lo.rank == p_hi.rank:
+            return
+        changed = sorted(set(p_lo.mask) ^ set(p_hi.mask))
+        u = whiten(land_at(root)).directions()[:, changed[0]] if changed else np.zeros(d0)
+        out.append({"sigma": float(root), "rank_below": p_lo.rank, "rank_above": p_hi.rank,
                     "direction": u * np.sign(u[np.argmax(np.abs(u))]) if changed else u})
+
+    sig = np.geomspace(sigma_min, sigma_max, grid)
+    pts = [point_at(s_) for s_ in sig]
+    for j in range(grid - 1):
+        refine(sig[j], sig[j + 1], pts[j], pts[j + 1], 0)
+    out.sort(key=lambda o: o["sigma"])
     return out
 
 
