@@ -277,9 +277,11 @@ def _format(r):
 
 
 def _register():
+    from .cli_reproduce import reproduce_cmd
     from .cli_theory import theory_cmd
 
     main.add_command(theory_cmd)
+    main.add_command(reproduce_cmd)
 
 
 _register()

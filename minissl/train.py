@@ -27,7 +27,8 @@ Convergence diagnostics (reported with every result)
   ``grad_pvalue > grad_alpha`` (default 1e-3).
 * ``spectral_change``: drift of the eigenvalues of ``W^T W``: the mean spectrum over the
   last ``window / 2`` steps minus the mean over the ``window / 2`` steps before, largest
-  absolute entry divided by ``lambda_1`` (window means, so that the step-to-step jitter
+  absolute entry divided by ``lambda_1`` (floored at 1e-8 of the largest ``lambda_1`` of
+  the run, so that a spectrum collapsed towards 0 counts as settled; window means, so that the step-to-step jitter
   of fresh noise is not mistaken for drift; default window: 10% of the run), and
   ``spectral_noise``, the standard error of that difference estimated from the scatter of
   the snapshots (same normalisation). The spectrum counts as settled when
@@ -455,12 +456,17 @@ def _finish(P, W, b, hist, snapshots, timing):
     if len(early) == 0:
         early = snapshots.get("start", ev)[None, :]
     drift = np.abs(late.mean(0) - early.mean(0))
-    spectral_change = float(np.max(drift) / ev[0]) if ev[0] > 0 else 0.0
+    # normalise by the top eigenvalue, floored at 1e-8 of the largest seen in the run: a
+    # spectrum that has collapsed towards 0 by many orders of magnitude has settled, even
+    # though its own top eigenvalue still shrinks by a large *relative* amount
+    top_seen = float(np.max(spec_arr[:, 0])) if spec_arr.size else float(ev[0])
+    ref = max(float(ev[0]), 1e-8 * max(top_seen, float(ev[0])))
+    spectral_change = float(np.max(drift) / ref) if ref > 0 else 0.0
     # standard error of that difference from the scatter of the snapshots (jitter of fresh noise)
     se = np.zeros_like(drift)
     if len(late) > 1 and len(early) > 1:
         se = np.sqrt(late.var(0, ddof=1) / len(late) + early.var(0, ddof=1) / len(early))
-    spectral_noise = float(np.max(se) / ev[0]) if ev[0] > 0 else 0.0
+    spectral_noise = float(np.max(se) / ref) if ref > 0 else 0.0
     spectrum_ok = spectral_change <= spectral_tol or (
         bool(np.all(drift <= 3.0 * se)) and spectral_noise <= spectral_tol)
     # full gradient at the final point

@@ -175,3 +175,15 @@ def test_batch_mixes_compiled_and_python_runs():
     assert [r.settings["compiled_loop"] for r in res] == [False, True, False]
     with pytest.raises(TypeError, match="configs"):
         minissl.simulate_batch({"sigma": 1.0})
+
+
+def test_orthogonal_init_has_equal_singular_values():
+    """init='orthogonal': W0 = init_scale * (orthonormal rows), so after one tiny step every
+    singular value of W is still close to init_scale (none starts near zero)."""
+    from minissl import simulate as sim
+
+    res = sim("infonce", n=16, variances=[1.0, 2.0, 3.0], steps=1, lr=1e-12, init="orthogonal",
+              init_scale=0.2, seed=4, warn=False)
+    assert np.allclose(np.linalg.svd(res.W, compute_uv=False), 0.2, rtol=1e-6)
+    with pytest.raises(ValueError, match="init"):
+        sim("infonce", n=16, variances=[1.0, 2.0], steps=1, init="uniform")
