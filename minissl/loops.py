@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit, prange, typed
 
 from ._config import CACHE, FASTMATH, N_CHUNKS
+from .control_variate import _apply, _quadratic_moment
 from .losses.kernels import _infonce_linear, _infonce_linear_serial
 from .losses.kernels_decorrelation import _decorrelation_linear
 from .losses.kernels_scl import _scl_linear, _scl_linear_serial
@@ -162,12 +163,13 @@ def _after_step(t, value, W, b, has_bias, gW, gb, mW, vW, mb, vb, steps, lr, lr_
 @njit(parallel=True, cache=CACHE)
 def _run_infonce_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam,
                           momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd,
-                          hist_W, hist_b, hist_loss, hist_gn):
+                          cv, Mbar, hist_W, hist_b, hist_loss, hist_gn):
     n, d0 = x.shape
     d1 = W.shape[0]
     x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = _workspace(
         n, d0, d1, reps, both)
     gW, gb, mW, vW, mb, vb = _state(d1, d0)
+    Mw, s1, s2 = np.empty((d0, d0)), np.empty(d0), np.empty(d0)
     rec = 0
     for t in range(steps):
         if t == 0 or fresh:
@@ -179,6 +181,9 @@ def _run_infonce_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, l
             value += _infonce_linear(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], prm[0], prm[1], both,
                                      normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos,
                                      buf1, buf2, lse, g1, g2, dW, db) / reps
+            if cv:
+                _quadratic_moment(x1[r], x2[r], prm[0], prm[1], both, Mw, s1, s2)
+                _apply(W, Mw, Mbar, dW)
             _accumulate(gW, gb, dW, db, 1.0 / reps)
         rec = _after_step(t, value, W, b, has_bias, gW, gb, mW, vW, mb, vb, steps, lr, lr_final, cosine, adam,
                           momentum, record_every, rec, hist_W, hist_b, hist_loss, hist_gn)
@@ -192,12 +197,13 @@ def _run_infonce_parallel(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, l
 @njit(cache=CACHE)
 def _run_infonce_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam,
                         momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd,
-                        hist_W, hist_b, hist_loss, hist_gn):
+                        cv, Mbar, hist_W, hist_b, hist_loss, hist_gn):
     n, d0 = x.shape
     d1 = W.shape[0]
     x1T, x2T, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = _workspace(
         n, d0, d1, reps, both)
     gW, gb, mW, vW, mb, vb = _state(d1, d0)
+    Mw, s1, s2 = np.empty((d0, d0)), np.empty(d0), np.empty(d0)
     rec = 0
     for t in range(steps):
         if t == 0 or fresh:
@@ -209,6 +215,9 @@ def _run_infonce_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr,
             value += _infonce_linear_serial(W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], prm[0], prm[1],
                                             both, normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T,
                                             gA, lpos, buf1, buf2, lse, g1, g2, dW, db) / reps
+            if cv:
+                _quadratic_moment(x1[r], x2[r], prm[0], prm[1], both, Mw, s1, s2)
+                _apply(W, Mw, Mbar, dW)
             _accumulate(gW, gb, dW, db, 1.0 / reps)
         rec = _after_step(t, value, W, b, has_bias, gW, gb, mW, vW, mb, vb, steps, lr, lr_final, cosine, adam,
                           momentum, record_every, rec, hist_W, hist_b, hist_loss, hist_gn)
@@ -285,6 +294,9 @@ def _run_other_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, l
             value += _other_step_serial(kind, prm, W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], both,
                                         normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos,
                                         buf1, buf2, lse, g1, g2, dW, db) / reps
+            if cv:
+                _quadratic_moment(x1[r], x2[r], prm[0], prm[1], both, Mw, s1, s2)
+                _apply(W, Mw, Mbar, dW)
             _accumulate(gW, gb, dW, db, 1.0 / reps)
         rec = _after_step(t, value, W, b, has_bias, gW, gb, mW, vW, mb, vb, steps, lr, lr_final, cosine, adam,
                           momentum, record_every, rec, hist_W, hist_b, hist_loss, hist_gn)
@@ -297,13 +309,13 @@ def _run_other_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, l
 
 @njit(parallel=True, cache=CACHE)
 def _batch_infonce(xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam,
-                   momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd,
+                   momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd, cv, Mbars,
                    hist_W, hist_b, hist_loss, hist_gn, done):
     for k in prange(xs.shape[0]):
         done[k] = _run_infonce_serial(xs[k], factors[k], diag, rngs[np.int64(k)], x1s[k], x2s[k], Ws[k], bs[k],
                                       has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, reps,
-                                      record_every, prm, both, normalize, c, norm_eps, wd, hist_W[k], hist_b[k],
-                                      hist_loss[k], hist_gn[k])
+                                      record_every, prm, both, normalize, c, norm_eps, wd, cv, Mbars[k],
+                                      hist_W[k], hist_b[k], hist_loss[k], hist_gn[k])
 
 
 @njit(parallel=True, cache=CACHE)
@@ -338,10 +350,12 @@ def _loss_args(loss):
 
 
 def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, momentum, fresh,
-                  replicates, rng, record_every):
+                  replicates, rng, record_every, control=None):
     """Run one compiled training of a linear model on ``loss`` with Gaussian noise ``F xi``.
 
     ``rng`` is a ``numpy.random.Generator`` (advanced in place, as the Python loop would).
+    ``control``: ``bar M`` (d0, d0) to apply the control variate of
+    :mod:`minissl.control_variate` (InfoNCE family only), or None.
     Returns ``(W, b, hist_W, hist_b, hist_loss, hist_gn, steps_done, (x1, x2))``; history
     rows are recorded at steps ``0, record_every, ...`` and after the last step; ``x1, x2``
     are the last views drawn (the fixed views with ``fresh=False``).
@@ -363,7 +377,9 @@ def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, 
     common = (x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh,
               replicates, record_every)
     if kind == 0:
-        done = _run_infonce_parallel(*common, prm, *rest, hist_W, hist_b, hist_loss, hist_gn)
+        cv = control is not None
+        Mbar = np.ascontiguousarray(control if cv else np.zeros((x.shape[1], x.shape[1])), dtype=np.float64)
+        done = _run_infonce_parallel(*common, prm, *rest, cv, Mbar, hist_W, hist_b, hist_loss, hist_gn)
     else:
         done = _run_other_parallel(*common, kind, prm, *rest, hist_W, hist_b, hist_loss, hist_gn)
     if nrec > 1:  # the row after the last step repeats the last evaluated loss
@@ -372,12 +388,12 @@ def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, 
 
 
 def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, adam, momentum, fresh,
-                replicates, rngs, record_every):
+                replicates, rngs, record_every, controls=None):
     """Run ``K`` independent compiled trainings in parallel (one thread per run).
 
     ``xs`` (K, N, d0), ``factors`` (K, d0, d0), ``W0s`` (K, d1, d0), ``b0s`` (K, d1) or None,
-    ``rngs`` K NumPy Generators. Returns the same fields as :func:`train_linear`, stacked
-    over runs.
+    ``rngs`` K NumPy Generators, ``controls`` (K, d0, d0) ``bar M`` of each run or None.
+    Returns the same fields as :func:`train_linear`, stacked over runs.
     """
     xs = np.ascontiguousarray(xs, dtype=np.float64)
     factors = np.ascontiguousarray(factors, dtype=np.float64)
@@ -398,7 +414,10 @@ def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, ada
     common = (xs, factors, diag, typed.List(rngs), x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam,
               momentum, fresh, replicates, record_every)
     if kind == 0:
-        _batch_infonce(*common, prm, *rest, hist_W, hist_b, hist_loss, hist_gn, done)
+        cv = controls is not None
+        d0 = xs.shape[2]
+        Mbars = np.ascontiguousarray(controls if cv else np.zeros((K, d0, d0)), dtype=np.float64)
+        _batch_infonce(*common, prm, *rest, cv, Mbars, hist_W, hist_b, hist_loss, hist_gn, done)
     else:
         _batch_other(*common, kind, prm, *rest, hist_W, hist_b, hist_loss, hist_gn, done)
     if nrec > 1:

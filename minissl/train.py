@@ -168,7 +168,8 @@ def simulate(loss="infonce", *, data=None, n=None, variances=None,
              cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
              scale_b=1.0, d1=None, model="exact", steps=3000, lr=3e-3, optimizer="adam",
              momentum=0.0, lr_schedule="cosine", lr_final=None, noise="fresh",
-             replicates=1, bias=False, init_scale=0.1, init="gaussian", seed=0, record_every=None,
+             replicates=1, control_variate=False, bias=False, init_scale=0.1, init="gaussian", seed=0,
+             record_every=None,
              window=None, spectral_tol=1e-2, grad_tol=1e-4, grad_alpha=1e-3, check_draws=64,
              dtype=np.float64, kappa=None, warn=True, engine="numba", **loss_params):
     """Train a linear model ``f(x) = W x (+ b)`` on an SSL loss and report what it learned.
@@ -210,6 +211,11 @@ def simulate(loss="infonce", *, data=None, n=None, variances=None,
         See the module docstring.
     replicates : int
         Pairs of views per step (gradient averaged).
+    control_variate : bool
+        InfoNCE family without normalization: subtract from each stochastic gradient the
+        noise of the loss's quadratic part, ``W (hat M - E hat M)``
+        (:mod:`minissl.control_variate`). The expectation is unchanged; the variance drops
+        by orders of magnitude when the augmentation is strong and W small.
     bias : bool
         Train a bias ``b`` (initialised at 0).
     init_scale : float
@@ -247,7 +253,8 @@ def simulate(loss="infonce", *, data=None, n=None, variances=None,
               sigma=sigma, theta=theta, content_dims=content_dims, scale_b=scale_b, d1=d1,
               model=model, steps=steps, lr=lr, optimizer=optimizer, momentum=momentum,
               lr_schedule=lr_schedule, lr_final=lr_final, noise=noise, replicates=replicates,
-              bias=bias, init_scale=init_scale, init=init, seed=seed, record_every=record_every,
+              control_variate=control_variate, bias=bias, init_scale=init_scale, init=init, seed=seed,
+              record_every=record_every,
               window=window, spectral_tol=spectral_tol, grad_tol=grad_tol, grad_alpha=grad_alpha,
               check_draws=check_draws, dtype=dtype, kappa=kappa, warn=warn, engine=engine,
               **loss_params)
@@ -258,7 +265,8 @@ def _plan(loss="infonce", *, data=None, n=None, variances=None,
              cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
              scale_b=1.0, d1=None, model="exact", steps=3000, lr=3e-3, optimizer="adam",
              momentum=0.0, lr_schedule="cosine", lr_final=None, noise="fresh",
-             replicates=1, bias=False, init_scale=0.1, init="gaussian", seed=0, record_every=None,
+             replicates=1, control_variate=False, bias=False, init_scale=0.1, init="gaussian", seed=0,
+             record_every=None,
              window=None, spectral_tol=1e-2, grad_tol=1e-4, grad_alpha=1e-3, check_draws=64,
              dtype=np.float64, kappa=None, warn=True, engine="numba", **loss_params):
     """Validate the arguments of :func:`simulate` and set up one run (data, init, noise)."""
@@ -278,6 +286,7 @@ def _plan(loss="infonce", *, data=None, n=None, variances=None,
     lr_final = V.check_scalar("lr_final", lr / 1000 if lr_final is None else lr_final, lo=0.0)
     momentum = V.check_scalar("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
     replicates = V.check_int("replicates", replicates, lo=1)
+    control_variate = V.check_bool("control_variate", control_variate)
     bias = V.check_bool("bias", bias)
     init_scale = V.check_scalar("init_scale", init_scale, lo=0.0, lo_open=True)
     V.check_choice("init", init, ("gaussian", "orthogonal"))
@@ -344,6 +353,18 @@ def _plan(loss="infonce", *, data=None, n=None, variances=None,
     A0_model = augmentation.clean_moment(data.A0)
     mean_model = np.asarray(data.x, dtype=np.float64).mean(0) * (
         augmentation.b if augmentation.name == "scale" else 1.0)
+    Mbar, cv_family = None, None
+    if control_variate:
+        from . import control_variate as cvm
+
+        if (model != "exact" or noise != "fresh" or not cvm.supports(loss)
+                or not isinstance(augmentation, GaussianNoise)):
+            raise ValueError(
+                f"control_variate=True applies to the exact InfoNCE family (infonce, weighted, beta) without "
+                f"normalization, with fresh Gaussian augmentation; not loss {loss.name!r} (normalize="
+                f"{loss.normalize}), model {model!r}, noise {noise!r}, augmentation {augmentation.name!r}.")
+        cv_family = cvm._family(loss)
+        Mbar = cvm.quadratic_moment_mean(np.asarray(data.x, dtype=np.float64), C, *cv_family)
     if model == "effective":
         land = effective_landscape(loss, A0_model, C, n=data.n, mean=mean_model, kappa=kappa, d1=d1)
 
@@ -363,6 +384,8 @@ def _plan(loss="infonce", *, data=None, n=None, variances=None,
             tot_v, tot_gW, tot_gb = 0.0, np.zeros_like(W), None if b is None else np.zeros_like(b)
             for r in range(x1s.shape[0]):
                 v, gW, gb = loss._value_and_grad(W, x1s[r], x2s[r], b)
+                if Mbar is not None:
+                    gW = gW - (W @ (cvm.quadratic_moment(x1s[r], x2s[r], *cv_family) - Mbar)).astype(gW.dtype)
                 tot_v += v
                 tot_gW += gW
                 if gb is not None:
@@ -390,7 +413,7 @@ def _train_one(P):
             P.loss, P.x, P.augmentation.factor, W, b, steps=P.steps, lr=P.lr, lr_final=P.lr_final,
             cosine=P.lr_schedule == "cosine", adam=P.optimizer == "adam", momentum=P.momentum,
             fresh=P.noise == "fresh", replicates=P.replicates, rng=P.rng_noise,
-            record_every=P.record_every)
+            record_every=P.record_every, control=P.Mbar)
         timing["train_seconds"] = time.perf_counter() - t0
         _check_done(done, P)
         if P.noise == "fixed":
@@ -524,6 +547,7 @@ def _finish(P, W, b, hist, snapshots, timing):
         "theta": getattr(augmentation, "theta", None), "model": P.model, "steps": steps,
         "lr": P.lr, "lr_schedule": P.lr_schedule, "optimizer": P.optimizer, "noise": P.noise,
         "replicates": P.replicates, "bias": P.bias, "init_scale": P.init_scale, "init": P.init, "seed": P.seed,
+        "control_variate": P.Mbar is not None,
         "lr_final": P.lr_final, "momentum": P.momentum, "record_every": P.record_every, "window": window,
         "content_dims": getattr(augmentation, "content_dims", None), "scale_b": getattr(augmentation, "b", None),
         "kappa": P.kappa, "grad_alpha": P.grad_alpha, "check_draws": P.check_draws,
@@ -541,7 +565,7 @@ def _group_key(P):
     L = P.loss
     return (L.name, tuple(sorted(L._core_kwargs.items())), L.normalize, L.c, L.norm_eps, L.weight_decay,
             P.x.shape, P.d1, P.steps, P.lr, P.lr_final, P.lr_schedule, P.optimizer, P.momentum, P.noise,
-            P.replicates, P.record_every, P.b is not None)
+            P.replicates, P.record_every, P.b is not None, P.Mbar is not None)
 
 
 def simulate_batch(configs, **common):
@@ -600,7 +624,8 @@ def simulate_batch(configs, **common):
             steps=P0.steps, lr=P0.lr, lr_final=P0.lr_final, cosine=P0.lr_schedule == "cosine",
             adam=P0.optimizer == "adam", momentum=P0.momentum, fresh=P0.noise == "fresh",
             replicates=P0.replicates, rngs=[plans[k].rng_noise for k in idx],
-            record_every=P0.record_every)
+            record_every=P0.record_every,
+            controls=None if P0.Mbar is None else np.stack([plans[k].Mbar for k in idx]))
         timing = {"compile_seconds": comp_s, "compile_source": comp_src,
                   "train_seconds": time.perf_counter() - t0}
         for j, k in enumerate(idx):

@@ -26,7 +26,7 @@ __all__ = ["load_settings", "settings_path", "PointRunner", "write_csv", "write_
 
 PROTOCOLS = ("converged", "paper")
 _PAPER_PROTOCOL = {"optimizer": "adam", "lr": 6e-4, "lr_schedule": "constant", "steps": 5000,
-                   "noise": "fresh", "replicates": 1}
+                   "noise": "fresh", "replicates": 1, "control_variate": False}
 
 
 def settings_path(figure):
@@ -87,20 +87,23 @@ class PointRunner:
     evaluate : callable
         ``evaluate(result, spec) -> dict`` turning a :class:`~minissl.SimulationResult`
         into the JSON record of the point (learned and predicted spectra, ...).
-    max_replicates : int, optional
+    max_steps, max_replicates : int, optional
         ``converged`` protocol: a point whose convergence diagnostics fail is re-run with
-        twice the noise replicates per step (the gradient's variance halves, its
-        expectation is unchanged), up to this many; the record says whether it converged
-        in the end. Gradient noise is what keeps weakly driven directions from their
-        stationary value (it acts like an extra, data-independent pull towards 0).
+        twice the steps (up to ``max_steps``) and twice the noise replicates per step (up
+        to ``max_replicates``; the gradient's variance halves, its expectation is
+        unchanged) until it passes or neither can grow; the record says whether it
+        converged in the end. Gradient noise is what keeps weakly driven directions from
+        their stationary value (it acts like an extra pull towards 0); slow directions
+        need more steps.
     progress : bool
         Print one line per finished point to stderr.
     """
 
-    def __init__(self, folder, evaluate, max_replicates=None, progress=True, batch=2):
+    def __init__(self, folder, evaluate, max_steps=None, max_replicates=None, progress=True, batch=2):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.evaluate = evaluate
+        self.max_steps = max_steps
         self.max_replicates = max_replicates
         self.progress = progress
         self.batch = batch
@@ -141,9 +144,12 @@ class PointRunner:
             results = simulate_batch([attempt[k] for k, _ in chunk], warn=False)
             seconds = (time.perf_counter() - t0) / len(chunk)
             for (key, params), res in zip(chunk, results):
-                reps = attempt[key].get("replicates", 1)
-                if not res.converged and self.max_replicates and reps * 2 <= self.max_replicates:
-                    attempt[key] = {**attempt[key], "replicates": 2 * reps}
+                steps, reps = attempt[key].get("steps", 3000), attempt[key].get("replicates", 1)
+                grow_s = bool(self.max_steps) and steps * 2 <= self.max_steps
+                grow_r = bool(self.max_replicates) and reps * 2 <= self.max_replicates
+                if not res.converged and (grow_s or grow_r):
+                    attempt[key] = {**attempt[key], "steps": steps * 2 if grow_s else steps,
+                                    "replicates": reps * 2 if grow_r else reps}
                     todo.append((key, params))
                     continue
                 rec = self.evaluate(res, attempt[key])
