@@ -48,13 +48,16 @@ def reproduce_cmd(figure, out, quick, seeds, engine, protocol, quiet):
             rep = reproduce(fig, out=out, quick=quick, seeds=seeds, engine=engine, protocol=protocol,
                             progress=not quiet)
         except KeyboardInterrupt:
-            click.echo(f"\ninterrupted: finished points are saved under {os.path.join(out, fig, 'points')}; "
-                       "run the same command again to resume.", err=True)
+            where = os.path.join(out, fig, "points")
+            click.echo("\ninterrupted: " + (f"finished points are saved under {where}; run the same command again "
+                                              "to resume." if fig != "fig1" else "fig1 has no saved points."),
+                       err=True)
             raise SystemExit(130) from None
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, ValueError, TypeError) as exc:
             raise click.ClickException(str(exc)) from None
-        except (ValueError, TypeError) as exc:
-            raise click.UsageError(str(exc)) from None
+        except FloatingPointError as exc:
+            raise click.ClickException(f"{fig}: a training run diverged ({exc}); lower lr in the settings file.") \
+                from None
         folder = os.path.join(out, fig)
         with open(os.path.join(folder, "report.md"), encoding="utf-8") as fh:
             click.echo(fh.read().rstrip())

@@ -294,9 +294,6 @@ def _run_other_serial(x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, l
             value += _other_step_serial(kind, prm, W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], both,
                                         normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos,
                                         buf1, buf2, lse, g1, g2, dW, db) / reps
-            if cv:
-                _quadratic_moment(x1[r], x2[r], prm[0], prm[1], both, Mw, s1, s2)
-                _apply(W, Mw, Mbar, dW)
             _accumulate(gW, gb, dW, db, 1.0 / reps)
         rec = _after_step(t, value, W, b, has_bias, gW, gb, mW, vW, mb, vb, steps, lr, lr_final, cosine, adam,
                           momentum, record_every, rec, hist_W, hist_b, hist_loss, hist_gn)
@@ -381,6 +378,8 @@ def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, 
         Mbar = np.ascontiguousarray(control if cv else np.zeros((x.shape[1], x.shape[1])), dtype=np.float64)
         done = _run_infonce_parallel(*common, prm, *rest, cv, Mbar, hist_W, hist_b, hist_loss, hist_gn)
     else:
+        if control is not None:
+            raise ValueError(f"control: the control variate applies to the InfoNCE family, not {loss.name!r}.")
         done = _run_other_parallel(*common, kind, prm, *rest, hist_W, hist_b, hist_loss, hist_gn)
     if nrec > 1:  # the row after the last step repeats the last evaluated loss
         hist_loss[-1], hist_gn[-1] = hist_loss[-2], hist_gn[-2]
@@ -419,6 +418,8 @@ def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, ada
         Mbars = np.ascontiguousarray(controls if cv else np.zeros((K, d0, d0)), dtype=np.float64)
         _batch_infonce(*common, prm, *rest, cv, Mbars, hist_W, hist_b, hist_loss, hist_gn, done)
     else:
+        if controls is not None:
+            raise ValueError(f"controls: the control variate applies to the InfoNCE family, not {loss.name!r}.")
         _batch_other(*common, kind, prm, *rest, hist_W, hist_b, hist_loss, hist_gn, done)
     if nrec > 1:
         hist_loss[:, -1], hist_gn[:, -1] = hist_loss[:, -2], hist_gn[:, -2]

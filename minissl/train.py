@@ -215,7 +215,8 @@ def simulate(loss="infonce", *, data=None, n=None, variances=None,
         InfoNCE family without normalization: subtract from each stochastic gradient the
         noise of the loss's quadratic part, ``W (hat M - E hat M)``
         (:mod:`minissl.control_variate`). The expectation is unchanged; the variance drops
-        by orders of magnitude when the augmentation is strong and W small.
+        by orders of magnitude when the augmentation is strong and W small (it can grow
+        when ``u = 2 Tr[W Sigma W^T] >> 1``).
     bias : bool
         Train a bias ``b`` (initialised at 0).
     init_scale : float

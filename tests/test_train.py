@@ -187,3 +187,15 @@ def test_orthogonal_init_has_equal_singular_values():
     assert np.allclose(np.linalg.svd(res.W, compute_uv=False), 0.2, rtol=1e-6)
     with pytest.raises(ValueError, match="init"):
         sim("infonce", n=16, variances=[1.0, 2.0], steps=1, init="uniform")
+
+
+@pytest.mark.parametrize("name,params", [("scl", {}), ("barlow", {"standardize": False}), ("vicreg", {})])
+def test_batched_compiled_runs_of_the_other_losses_equal_single_runs(name, params):
+    """simulate_batch runs scl / Barlow / VICReg with the compiled batch loop, bit-identical to
+    one simulate() after another."""
+    kw = dict(n=16, variances=(1.0, 2.0), steps=20, lr=1e-3, warn=False, **params)
+    batch = minissl.simulate_batch([{"seed": 0}, {"seed": 1}], loss=name, **kw)
+    for k, res in enumerate(batch):
+        assert res.settings["compiled_loop"]
+        single = minissl.simulate(name, seed=k, **kw)
+        assert np.array_equal(res.W, single.W)

@@ -59,6 +59,12 @@ def reproduce(figure, out="minissl-figures", quick=False, seeds=None, engine="nu
     V.check_choice("engine", engine, ("numba", "numpy"))
     quick = V.check_bool("quick", quick)
     cfg = load_settings(figure, quick=quick, protocol=protocol)
+    needed = {"fig5-infonce": ("sigmas",), "fig5-weighted": ("ns",), "fig5-beta": ("sigmas",),
+              "fig6-normalized": ("sigmas",), "fig1": ("sigmas", "grid", "draws"),
+              "fig3": ("phase_sigmas", "phase_thetas", "check_sigmas", "check_thetas", "ridge_sigmas")}[figure]
+    missing = [k for k in needed if k not in cfg["figure"]]
+    if missing:
+        raise ValueError(f"settings file {cfg['path']!r}: [figure] lacks {missing}.")
     seeds = V.check_int("seeds", int(cfg["figure"].get("seeds", 1)) if seeds is None else seeds, lo=1)
     folder = Path(out) / figure
     sub = folder / "points" / (protocol + ("-quick" if quick else "")) if figure != "fig1" else folder
@@ -71,7 +77,8 @@ def reproduce(figure, out="minissl-figures", quick=False, seeds=None, engine="nu
                    "settings_file": cfg["path"], "settings": {"figure": cfg["figure"], "run": cfg["run"]},
                    "figure_png": None if msg else str(folder / "figure.png"), "figure_note": msg})
     markdown += f"\n\nWall time {wall:.1f} s ({'quick' if quick else 'full'} settings, {seeds} seed(s), " \
-                f"engine {engine}). Settings: `{cfg['path']}`.\n"
+                f"engine {engine}; finished points are reused when resuming). Settings: `{cfg['path']}`" \
+                + (" (quick settings override the protocol's step count)" if quick else "") + ".\n"
     if msg:
         markdown += f"\n{msg}\n"
     write_report(folder, report, markdown)

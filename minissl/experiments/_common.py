@@ -25,12 +25,15 @@ __all__ = ["load_settings", "settings_path", "PointRunner", "write_csv", "write_
            "PROTOCOLS"]
 
 PROTOCOLS = ("converged", "paper")
+_RUN_KEYS = {"loss", "n", "steps", "lr", "optimizer", "lr_schedule", "noise", "replicates", "init_scale", "init",
+             "alpha", "beta", "normalize", "control_variate", "dim", "variances", "sigma", "max_steps",
+             "max_replicates"}
 _PAPER_PROTOCOL = {"optimizer": "adam", "lr": 6e-4, "lr_schedule": "constant", "steps": 5000,
                    "noise": "fresh", "replicates": 1, "control_variate": False}
 
 
 def settings_path(figure):
-    """``data/experiments/<figure>.toml`` of the source tree (editable install)."""
+    """``data/experiments/<figure>.toml`` of the source tree (editable install) or of ``$MINISSL_DATA``."""
     root = Path(os.environ.get("MINISSL_DATA", Path(__file__).resolve().parents[2] / "data"))
     return root / "experiments" / f"{figure}.toml"
 
@@ -56,7 +59,18 @@ def load_settings(figure, quick=False, protocol="converged"):
         raise FileNotFoundError(f"settings file {str(path)!r} not found: minissl reproduce reads "
                                 "data/experiments/*.toml from the source tree (pip install -e .) or "
                                 "from $MINISSL_DATA/experiments.")
-    raw = _toml_load(path)
+    try:
+        raw = _toml_load(path)
+    except ValueError as exc:  # tomllib.TOMLDecodeError
+        raise ValueError(f"settings file {str(path)!r}: {exc}") from None
+    unknown = set(raw.get("run", {})) - _RUN_KEYS
+    for sect in ("quick",):
+        unknown |= {k for k in raw.get(sect, {}) if k not in _RUN_KEYS and k not in raw.get("figure", {})}
+    for proto in raw.get("protocol", {}).values():
+        unknown |= set(proto) - _RUN_KEYS
+    if unknown:
+        raise ValueError(f"settings file {str(path)!r}: unknown key(s) {sorted(unknown)}; allowed in [run], "
+                         f"[protocol.*] and [quick]: {sorted(_RUN_KEYS)} (and the [figure] keys in [quick]).")
     fig = dict(raw.get("figure", {}))
     run = dict(raw.get("run", {}))
     proto = dict(raw.get("protocol", {}).get(protocol, {}))
@@ -99,7 +113,8 @@ class PointRunner:
         Print one line per finished point to stderr.
     """
 
-    def __init__(self, folder, evaluate, max_steps=None, max_replicates=None, progress=True, batch=2):
+    def __init__(self, folder, evaluate, max_steps=None, max_replicates=None, progress=True, batch=2,
+                 context=None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.evaluate = evaluate
@@ -107,6 +122,8 @@ class PointRunner:
         self.max_replicates = max_replicates
         self.progress = progress
         self.batch = batch
+        # everything besides the simulate() arguments that changes a point's record
+        self.context = {"max_steps": max_steps, "max_replicates": max_replicates, **(context or {})}
 
     def _path(self, key):
         return self.folder / f"{key}.json"
@@ -119,7 +136,10 @@ class PointRunner:
             rec = json.loads(p.read_text())
         except (OSError, ValueError):
             return None
-        return rec if rec.get("settings_hash") == _key_hash(params) else None
+        return rec if rec.get("settings_hash") == self._hash(params) else None
+
+    def _hash(self, params):
+        return _key_hash({"params": params, "context": self.context})
 
     def run(self, specs):
         """``specs``: list of ``(key, simulate_kwargs)``; returns the records in order."""
@@ -153,7 +173,7 @@ class PointRunner:
                     todo.append((key, params))
                     continue
                 rec = self.evaluate(res, attempt[key])
-                rec.update({"key": key, "settings_hash": _key_hash(params), "converged": bool(res.converged),
+                rec.update({"key": key, "settings_hash": self._hash(params), "converged": bool(res.converged),
                             "steps": int(res.settings["steps"]), "replicates": int(res.settings["replicates"]),
                             "seconds": seconds})
                 atomic_write_text(self._path(key), json.dumps(jsonable(rec), allow_nan=False) + "\n")

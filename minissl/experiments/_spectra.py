@@ -24,13 +24,21 @@ def spectrum_record(res, spec, rank_tol=1e-3):
         pred, paper = r["eigenvalues"], r["paper_eigenvalues"]
     except ValueError:
         pred, paper = None, None
-    top = max(float(ev[0]), 1e-300)
+    # a direction counts as alive above rank_tol x a reference scale: the theory's top eigenvalue
+    # (so that a run whose whole spectrum has decayed towards 0 has rank 0), or 1e-6 when the
+    # theory predicts complete collapse
+    ref = max(float(pred[0]), 1e-6) if pred is not None else max(float(ev[0]), 1e-300)
+    A0c = res.dataset.A0_centered
+    w, U = np.linalg.eigh(A0c)
+    U = U[:, ::-1]
+    WtW = res.W.T @ res.W * (ev[0] / max(float(res.eigenvalues[0]), 1e-300) if loss.normalize else 1.0)
     return {
         "eigenvalues": ev.tolist(),
         "predicted": pred,
         "paper_predicted": paper,
-        "rank": int(np.sum(ev > rank_tol * top)),
-        "predicted_rank": None if pred is None else int(np.sum(np.array(pred) > rank_tol * max(pred[0], 1e-300))),
+        "rank": int(np.sum(ev > rank_tol * ref)),
+        "predicted_rank": None if pred is None else int(np.sum(np.array(pred) > rank_tol * ref)),
+        "data_basis_diag": np.einsum("ij,ik,kj->j", U, WtW, U).tolist(),
         "u": 2.0 * rho if not loss.normalize else None,
         "A0_eigenvalues": np.linalg.eigvalsh(res.dataset.A0_centered)[::-1].tolist(),
     }

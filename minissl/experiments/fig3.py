@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data import StructuredNoise
 from ..losses import get_loss
-from ..theory import PHASE_LABELS, format_phase_map, phase_diagram
+from ..theory import PHASE_LABELS, format_phase_map, global_minimum, landscape_for, phase_diagram
 from ._common import write_csv
 from ._spectra import spectrum_record
 from .fig5 import _base, _runner
@@ -23,18 +24,20 @@ from .fig5 import _base, _runner
 __all__ = ["fig3_phase", "ridge_error"]
 
 
-def ridge_error(WtW_or_W, A0, lam, content=0):
+def ridge_error(A0, lam, *, W=None, WtW=None, content=0):
     """Population MSE of the ridge regressor of ``y = x[content]`` on ``z = W x``.
 
     ``G = v^T (M + lam I)^{-1}`` with ``M = W A0 W^T``, ``v = W A0 e``; returns
-    ``E[(G z - y)^2] = a - 2 G v + G M G^T``. Depends on W only through ``W^T W`` (any
-    rotation of z gives the same error), so a ``W^T W`` (square, symmetric PSD) may be
-    passed instead of W.
+    ``E[(G z - y)^2] = a - 2 G v + G M G^T``. Depends on W only through ``W^T W`` (a
+    rotation of z changes nothing), so give exactly one of ``W`` or ``WtW``.
     """
-    W = np.asarray(WtW_or_W, dtype=np.float64)
-    if W.shape[0] == W.shape[1] and np.allclose(W, W.T):
-        w, U = np.linalg.eigh(W)
+    if (W is None) == (WtW is None):
+        raise ValueError("ridge_error: give exactly one of W= or WtW=.")
+    A0 = np.asarray(A0, dtype=np.float64)
+    if W is None:
+        w, U = np.linalg.eigh(np.asarray(WtW, dtype=np.float64))
         W = (U * np.sqrt(np.clip(w, 0.0, None))).T  # a W with W^T W = WtW
+    W = np.asarray(W, dtype=np.float64)
     M = W @ A0 @ W.T
     e = np.zeros(A0.shape[0])
     e[content] = 1.0
@@ -65,28 +68,27 @@ def fig3_phase(cfg, out, seeds, engine, protocol, progress):
     # exact-loss checks of the phase at coarse points, and the ridge curves
     check_pts = [(float(s), float(t)) for s in fig["check_sigmas"] for t in fig["check_thetas"]]
     ridge_sig = [float(s) for s in fig["ridge_sigmas"]]
-    specs = [(f"phase-s{s:g}-t{t:g}-seed{k}", {**base, "sigma": s, "theta": t, "seed": k})
+    specs = [(f"phase-s{s!r}-t{t!r}-seed{k}", {**base, "sigma": s, "theta": t, "seed": k})
              for s, t in check_pts for k in range(seeds)]
-    specs += [(f"ridge-t{t:g}-s{s:g}-seed{k}", {**base, "sigma": s, "theta": t, "seed": k})
+    specs += [(f"ridge-t{t!r}-s{s!r}-seed{k}", {**base, "sigma": s, "theta": t, "seed": k})
               for t in (0.5, 1.0) for s in ridge_sig for k in range(seeds)]
 
     def evaluate(res, spec):
         rec = spectrum_record(res, spec)
-        WtW = res.W.T @ res.W
-        rec["diag"] = np.diag(WtW).tolist()
-        rec["ridge_error"] = ridge_error(WtW, np.diag(a), lam)
+        rec["diag"] = np.diag(res.W.T @ res.W).tolist()
+        rec["ridge_error"] = ridge_error(np.diag(a), lam, W=res.W)
+        # theory for the same training set: closed-form W^T W from the run's empirical A0
+        land = landscape_for(loss, res.A0_model, res.C, n=res.dataset.n, mean=res.mean_model)
+        rec["ridge_theory"] = ridge_error(np.diag(a), lam, WtW=global_minimum(land, 2).WtW)
         return rec
 
-    runner = _runner(out / "points", run, progress, protocol)
-    runner.evaluate = evaluate
-    recs = runner.run(specs)
+    evaluate.__name__ = "fig3_evaluate"
+    recs = _runner(out / "points", run, progress, protocol, evaluate=evaluate, context={"ridge": lam}).run(specs)
     by_key = {key: rec for (key, _), rec in zip(specs, recs)}
-    from ..theory import landscape_for, global_minimum
-    from ..data import StructuredNoise
 
     phase_rows, agree, near = [], 0, 0
     for s, t in check_pts:
-        rs = [by_key[f"phase-s{s:g}-t{t:g}-seed{k}"] for k in range(seeds)]
+        rs = [by_key[f"phase-s{s!r}-t{t!r}-seed{k}"] for k in range(seeds)]
         learned = _phase_of(np.mean([r["diag"] for r in rs], axis=0), 1e-3)
         land = landscape_for(loss, np.diag(a), StructuredNoise(s, t, 2, 1).C)
         predicted = _phase_of(np.diag(global_minimum(land, 2).WtW), 1e-9, floor=0.0)
@@ -101,11 +103,11 @@ def fig3_phase(cfg, out, seeds, engine, protocol, progress):
     ridge_rows = []
     for t in (0.5, 1.0):
         for s in ridge_sig:
-            rs = [by_key[f"ridge-t{t:g}-s{s:g}-seed{k}"] for k in range(seeds)]
-            land = landscape_for(loss, np.diag(a), StructuredNoise(s, t, 2, 1).C)
-            theory = ridge_error(global_minimum(land, 2).WtW, np.diag(a), lam)
-            ridge_rows.append({"theta": t, "sigma": s, "ridge_error_learned": float(np.mean([r["ridge_error"] for r in rs])),
-                               "ridge_error_theory": theory, "converged": all(r["converged"] for r in rs)})
+            rs = [by_key[f"ridge-t{t!r}-s{s!r}-seed{k}"] for k in range(seeds)]
+            ridge_rows.append({"theta": t, "sigma": s,
+                               "ridge_error_learned": float(np.mean([r["ridge_error"] for r in rs])),
+                               "ridge_error_theory": float(np.mean([r["ridge_theory"] for r in rs])),
+                               "converged": all(r["converged"] for r in rs)})
     rows = [{"kind": "phase", **r, "ridge_error_learned": "", "ridge_error_theory": ""} for r in phase_rows]
     rows += [{"kind": "ridge", "sigma": r["sigma"], "theta": r["theta"], "learned_phase": "", "predicted_phase": "",
               "within_10pct_of_boundary": "", "converged": r["converged"],
@@ -134,6 +136,8 @@ def fig3_phase(cfg, out, seeds, engine, protocol, progress):
         md.append(f"| {r['sigma']:g} | {r['theta']:g} | {r['learned_phase']} | {r['predicted_phase']} | "
                   f"{'yes' if r['within_10pct_of_boundary'] else ''} |")
     md += ["", f"## Bottom: ridge regression (lambda = {lam:g}) of y = x_content on z = W x", "",
+           "Theory: the closed-form W of each run's own training set (empirical A0), evaluated like the learned W "
+           "on the population.", "",
            "| sigma | isotropic: learned | theory | style-aligned: learned | theory |", "|---|---|---|---|---|"]
     for ri, rs_ in zip(iso, sty):
         md.append(f"| {ri['sigma']:g} | {ri['ridge_error_learned']:.3g} | {ri['ridge_error_theory']:.3g} | "

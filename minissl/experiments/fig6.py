@@ -22,7 +22,7 @@ def fig6_normalized(cfg, out, seeds, engine, protocol, progress):
     base = _base(run, engine)
     base["normalize"] = True
     sigmas = [float(s) for s in fig["sigmas"]]
-    specs = [(f"sigma{s:g}-seed{k}", {**base, "sigma": s, "seed": k}) for s in sigmas for k in range(seeds)]
+    specs = [(f"sigma{s!r}-seed{k}", {**base, "sigma": s, "seed": k}) for s in sigmas for k in range(seeds)]
     recs = _runner(out / "points", run, progress, protocol).run(specs)
     rows = []
     feature_var = float(np.mean(base["variances"]))
