@@ -277,11 +277,13 @@ def _format(r):
 
 
 def _register():
+    from .cli_nonlinear import nonlinear_cmd
     from .cli_reproduce import reproduce_cmd
     from .cli_theory import theory_cmd
 
     main.add_command(theory_cmd)
     main.add_command(reproduce_cmd)
+    main.add_command(nonlinear_cmd)
 
 
 _register()

@@ -12,7 +12,7 @@ from ._cli_common import _integer
 
 @click.command("reproduce")
 @click.argument("figure", type=click.Choice(["fig5-infonce", "fig5-weighted", "fig5-beta", "fig6-normalized",
-                                             "fig1", "fig3", "all"]))
+                                             "fig1", "fig3", "fig7", "all"]))
 @click.option("--out", "out", default="minissl-figures", show_default=True,
               help="Output folder; each figure writes OUT/<figure>/{data.csv, figure.png, report.json, report.md}.")
 @click.option("--quick", is_flag=True, help="Small settings (seconds per figure; what the tests run).")
@@ -50,7 +50,8 @@ def reproduce_cmd(figure, out, quick, seeds, engine, protocol, quiet):
         except KeyboardInterrupt:
             where = os.path.join(out, fig, "points")
             click.echo("\ninterrupted: " + (f"finished points are saved under {where}; run the same command again "
-                                              "to resume." if fig != "fig1" else "fig1 has no saved points."),
+                                              "to resume." if fig not in ("fig1", "fig7") else
+                                              f"{fig} has no saved points."),
                        err=True)
             raise SystemExit(130) from None
         except (FileNotFoundError, ValueError, TypeError) as exc:

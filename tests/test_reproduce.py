@@ -159,3 +159,11 @@ def test_missing_settings_is_a_clear_error(tmp_path, monkeypatch):
     res = CliRunner().invoke(main, ["reproduce", "fig1", "--quick", "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and "not found" in res.output
     assert not (tmp_path / "o" / "fig1" / "report.json").exists()
+
+
+def test_fig7_mlp_regimes_match_the_linear_theory(reports):
+    """Quick Fig. 7 (tanh): weak / intermediate / strong augmentation give no / dimensional /
+    complete collapse in the MLP's last-layer landscape, as in the linear theory."""
+    r = reports["fig7"]
+    assert r["regime_agreement"] == "3/3", [(p["mlp_regime"], p["linear_regime"]) for p in r["panels"]]
+    assert [p["mlp_regime"] for p in r["panels"]] == ["no collapse", "dimensional collapse", "complete collapse"]

@@ -19,6 +19,7 @@ from .fig1 import fig1_toy
 from .fig3 import fig3_phase
 from .fig5 import fig5_beta, fig5_infonce, fig5_weighted
 from .fig6 import fig6_normalized
+from .fig7 import fig7_mlp
 
 __all__ = ["FIGURES", "PROTOCOLS", "reproduce", "load_settings"]
 
@@ -29,6 +30,7 @@ FIGURES = {
     "fig6-normalized": fig6_normalized,
     "fig1": fig1_toy,
     "fig3": fig3_phase,
+    "fig7": fig7_mlp,
 }
 
 
@@ -61,13 +63,14 @@ def reproduce(figure, out="minissl-figures", quick=False, seeds=None, engine="nu
     cfg = load_settings(figure, quick=quick, protocol=protocol)
     needed = {"fig5-infonce": ("sigmas",), "fig5-weighted": ("ns",), "fig5-beta": ("sigmas",),
               "fig6-normalized": ("sigmas",), "fig1": ("sigmas", "grid", "draws"),
-              "fig3": ("phase_sigmas", "phase_thetas", "check_sigmas", "check_thetas", "ridge_sigmas")}[figure]
+              "fig3": ("phase_sigmas", "phase_thetas", "check_sigmas", "check_thetas", "ridge_sigmas"),
+              "fig7": ("activations", "sigmas", "a_range", "r_max", "grid", "draws")}[figure]
     missing = [k for k in needed if k not in cfg["figure"]]
     if missing:
         raise ValueError(f"settings file {cfg['path']!r}: [figure] lacks {missing}.")
     seeds = V.check_int("seeds", int(cfg["figure"].get("seeds", 1)) if seeds is None else seeds, lo=1)
     folder = Path(out) / figure
-    sub = folder / "points" / (protocol + ("-quick" if quick else "")) if figure != "fig1" else folder
+    sub = folder / "points" / (protocol + ("-quick" if quick else "")) if figure not in ("fig1", "fig7") else folder
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     report, markdown, draw = FIGURES[figure](cfg, _Out(folder, sub), seeds, engine, protocol, progress)

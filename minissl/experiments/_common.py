@@ -27,7 +27,7 @@ __all__ = ["load_settings", "settings_path", "PointRunner", "write_csv", "write_
 PROTOCOLS = ("converged", "paper")
 _RUN_KEYS = {"loss", "n", "steps", "lr", "optimizer", "lr_schedule", "noise", "replicates", "init_scale", "init",
              "alpha", "beta", "normalize", "control_variate", "dim", "variances", "sigma", "max_steps",
-             "max_replicates"}
+             "max_replicates", "widths"}
 _PAPER_PROTOCOL = {"optimizer": "adam", "lr": 6e-4, "lr_schedule": "constant", "steps": 5000,
                    "noise": "fresh", "replicates": 1, "control_variate": False}
 

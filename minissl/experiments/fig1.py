@@ -22,6 +22,12 @@ __all__ = ["fig1_toy"]
 _REGIMES = ("no collapse", "dimensional collapse", "complete collapse")
 
 
+def grid_rows(r, grids, **fixed):
+    """CSV rows ``{**fixed, r1, r2, name: grid[i, j] for each grid}`` of square grids over ``r``."""
+    return [{**fixed, "r1": float(r1), "r2": float(r2), **{k: float(G[i, j]) for k, G in grids.items()}}
+            for i, r1 in enumerate(r) for j, r2 in enumerate(r)]
+
+
 def _grid_minima(L, r):
     """Grid points lower than their 8 neighbours (interior only): list of (r1, r2)."""
     out = []
@@ -39,6 +45,8 @@ def _regime(minima, step):
     alive = {(abs(a) > 1.5 * step, abs(b) > 1.5 * step) for a, b in minima}
     if not minima:
         return "none found"
+    if len(minima) > 4:  # more than the 4 sign copies: a ring (equal singular values), no isolated minima
+        return "ring of minima (degenerate)"
     if alive == {(True, True)}:
         return _REGIMES[0]
     if alive == {(False, False)}:
@@ -89,10 +97,7 @@ def fig1_toy(cfg, out, seeds, engine, protocol, progress):
                         "exact_minima": min_ex, "exact_minima_distance_in_grid_steps": err,
                         "B_diagonal": np.diag(land.B).tolist()})
         panels.append((name, sigma, r, L_eff, L_ex, min_ex, r_pred))
-        for i, r1 in enumerate(r):
-            for j, r2 in enumerate(r):
-                rows.append({"regime": name, "sigma": sigma, "r1": float(r1), "r2": float(r2),
-                             "effective": float(L_eff[i, j]), "exact": float(L_ex[i, j])})
+        rows += grid_rows(r, {"effective": L_eff, "exact": L_ex}, regime=name, sigma=sigma)
     write_csv(out / "data.csv", rows)
     agree = sum(s["exact_grid_regime"] == s["predicted_regime"] for s in summary)
     report = {"figure": "fig1", "beta": beta, "variances": a.tolist(), "n": n, "draws": draws,

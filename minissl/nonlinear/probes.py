@@ -1,0 +1,78 @@
+"""Landscape probes of the last layer (Fig. 7 of Ziyin et al. 2023, Fig. 2 for deep networks).
+
+After training, the loss is evaluated at ``W3 -> a W3`` (1-D) and at ``W3 = U diag(r1 s_big,
+r2 s_small) V^T`` (2-D), where ``U diag(s) V^T`` is the SVD of the trained ``W3`` split into its
+larger and smaller half of singular values. The noise draws are fixed across the grid (common
+random numbers), so the surface is smooth. Local minima on the grid give the regime:
+no collapse (minima with r1, r2 != 0), dimensional collapse (r2 = 0) or complete collapse
+(only the origin), which is compared with the linear theory for the same data and
+augmentation (:func:`linear_regime`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validation as V
+from .mlp import _act, _z_loss
+
+__all__ = ["scale_probe", "plane_probe", "classify_regime", "linear_regime", "REGIMES"]
+
+REGIMES = ("no collapse", "dimensional collapse", "complete collapse")
+
+
+def _features(mlp, x):
+    a1 = _act(x @ mlp.W1.T + mlp.b1, mlp.activation)
+    return _act(a1 @ mlp.W2.T + mlp.b2, mlp.activation)
+
+
+def _draws(mlp, x, augmentation, draws, seed):
+    V.check_int("draws", draws, lo=1)
+    v1, v2 = augmentation.views(np.asarray(x, dtype=np.float64), np.random.default_rng(seed), draws)
+    return [(_features(mlp, v1[k]), _features(mlp, v2[k])) for k in range(draws)]
+
+
+def _mean_loss(loss, feats, W3):
+    return float(np.mean([_z_loss(loss, h1 @ W3.T, h2 @ W3.T, "numpy")[0] for h1, h2 in feats]))
+
+
+def scale_probe(mlp, loss, x, augmentation, a_values, draws=16, seed=1):
+    """``L(a W3)`` for each ``a`` (Fig. 7 top). Returns an array like ``a_values``."""
+    a = V.check_array("a_values", a_values, ndim=1, dtype=np.float64)
+    feats = _draws(mlp, x, augmentation, draws, seed)
+    return np.array([_mean_loss(loss, feats, ai * mlp.W3) for ai in a])
+
+
+def plane_probe(mlp, loss, x, augmentation, r_values, draws=16, seed=1):
+    """``L(r1, r2)`` on the grid ``r_values x r_values`` (Fig. 7 bottom); rows index r1."""
+    r = V.check_array("r_values", r_values, ndim=1, dtype=np.float64)
+    U, s, Vt = np.linalg.svd(mlp.W3, full_matrices=False)
+    half = (len(s) + 1) // 2
+    big = np.zeros_like(s)
+    big[:half] = s[:half]
+    small = s - big
+    feats = _draws(mlp, x, augmentation, draws, seed)
+    L = np.empty((r.size, r.size))
+    for i, r1 in enumerate(r):
+        for j, r2 in enumerate(r):
+            L[i, j] = _mean_loss(loss, feats, (U * (r1 * big + r2 * small)) @ Vt)
+    return L
+
+
+def classify_regime(L, r_values):
+    """Regime from the grid minima of a plane probe: (regime, list of minima (r1, r2))."""
+    from ..experiments.fig1 import _grid_minima, _regime
+
+    r = np.asarray(r_values, dtype=np.float64)
+    minima = _grid_minima(L, r)
+    regime = _regime(minima, float(r[1] - r[0]))
+    return regime, minima
+
+
+def linear_regime(loss, A0, C, d_out, n=None, mean=None):
+    """The linear theory's regime for the same data and augmentation (global minimum's rank)."""
+    from ..theory import analyze
+
+    r = analyze(loss, A0, C, n=n, mean=mean, d1=d_out, classify=False)
+    rank = r["rank"]
+    return REGIMES[0] if rank >= min(d_out, A0.shape[0]) else (REGIMES[2] if rank == 0 else REGIMES[1]), r

@@ -1,0 +1,71 @@
+"""Full-batch training of the MLP on fresh augmentation noise (Appendix B: SGD until convergence)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validation as V
+from .mlp import _check_loss, init_mlp, value_and_grad
+
+__all__ = ["train_mlp"]
+
+
+def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="tanh", steps=2000, lr=0.05,
+              optimizer="sgd", momentum=0.9, weight_decay=0.0, seed=0, engine="numba", record_every=None):
+    """Train the MLP of :mod:`minissl.nonlinear.mlp` on one exact loss.
+
+    Parameters
+    ----------
+    loss : Loss
+        InfoNCE family, optionally normalized.
+    data : minissl.data.Dataset
+    augmentation : minissl.data.Augmentation
+        Fresh views every step (the noise-averaged loss, as in the linear simulator).
+    widths, d_out, activation :
+        Architecture (two hidden layers).
+    steps, lr, optimizer, momentum, weight_decay :
+        Full-batch SGD (heavy-ball ``momentum``) or Adam.
+    seed : int
+        Drives the initialisation and the noise (independent streams).
+    engine : {"numba", "numpy"}
+
+    Returns
+    -------
+    mlp : MLP
+    history : dict
+        ``step`` and ``loss`` every ``record_every`` steps (default ``steps // 100``).
+    """
+    _check_loss(loss)
+    steps = V.check_int("steps", steps, lo=1)
+    lr = V.check_scalar("lr", lr, lo=0.0, lo_open=True)
+    V.check_choice("optimizer", optimizer, ("sgd", "adam"))
+    momentum = V.check_scalar("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
+    weight_decay = V.check_scalar("weight_decay", weight_decay, lo=0.0)
+    V.check_choice("engine", engine, ("numba", "numpy"))
+    seed = V.check_int("seed", seed, lo=0)
+    record_every = V.check_int("record_every", max(steps // 100, 1) if record_every is None else record_every, lo=1)
+    ss_init, ss_noise = np.random.SeedSequence(seed).spawn(2)
+    mlp = init_mlp(data.x.shape[1], widths, d_out, activation, seed=np.random.default_rng(ss_init))
+    rng = np.random.default_rng(ss_noise)
+    params = mlp.params()
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    hist = {"step": [], "loss": []}
+    x = np.asarray(data.x, dtype=np.float64)
+    for t in range(1, steps + 1):
+        x1, x2 = augmentation.views(x, rng)
+        value, grads = value_and_grad(mlp, loss, x1[0], x2[0], engine=engine, weight_decay=weight_decay)
+        if not np.isfinite(value) or not all(np.all(np.isfinite(g)) for g in grads):
+            raise FloatingPointError(f"MLP training diverged at step {t}; lower lr (== {lr!r}).")
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if optimizer == "adam":
+                m[i] = 0.9 * m[i] + 0.1 * g
+                v[i] = 0.999 * v[i] + 0.001 * g * g
+                p -= lr * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
+            else:
+                m[i] = momentum * m[i] + g
+                p -= lr * m[i]
+        if t % record_every == 0 or t == steps:
+            hist["step"].append(t)
+            hist["loss"].append(value)
+    return mlp, hist
