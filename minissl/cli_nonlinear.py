@@ -42,9 +42,16 @@ def nonlinear_cmd(activation, sigma, loss_name, beta, normalize, variances, n, w
     from .losses import get_loss
 
     if device == "gpu":
-        raise click.UsageError(
-            "--device gpu: the CUDA path of the MLP is not implemented yet; use --device cpu (Numba) or "
-            "--engine numpy.")
+        from .nonlinear.cuda import available, require
+
+        if not available():
+            try:
+                require()
+            except RuntimeError as exc:
+                raise click.UsageError(f"--device gpu: {exc}") from None
+        if ctx_given("engine"):
+            raise click.BadParameter("--engine applies to --device cpu.", param_hint="'--engine'")
+        engine = "cuda"
     try:
         w = tuple(int(t) for t in widths.split(","))
         if len(w) != 2 or min(w) < 1:

@@ -110,7 +110,5 @@ def test_cli(tmp_path):
                                     "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert "linear theory" in res.output and (tmp_path / "o" / "report.json").is_file()
-    res = CliRunner().invoke(main, ["nonlinear", "--device", "gpu"])
-    assert res.exit_code == 2 and "not implemented" in res.output
     res = CliRunner().invoke(main, ["nonlinear", "--widths", "3"])
     assert res.exit_code == 2 and "--widths" in res.output

@@ -21,12 +21,26 @@ __all__ = ["fig7_mlp", "run_nonlinear"]
 
 def run_nonlinear(loss, data, sigma, activation, widths, steps, lr, optimizer, seed, engine, a_values, r_values,
                   draws):
-    """Train one MLP and probe it; returns (summary dict, 1-D curve, 2-D grid)."""
+    """Train one MLP (or, with ``activation="linear"``, the linear model f = W x) and probe its
+    last layer; returns (summary dict, 1-D curve, 2-D grid)."""
     aug = IsotropicNoise(sigma, data.x.shape[1])
-    mlp, hist = train_mlp(loss, data, aug, widths=widths, d_out=2, activation=activation, steps=steps, lr=lr,
-                          optimizer=optimizer, seed=seed, engine=engine)
+    if activation == "linear":
+        from ..nonlinear import LinearModel
+        from ..train import simulate
+
+        res = simulate(loss, data=data, augmentation=aug, d1=2, steps=steps, seed=seed, warn=False,
+                       engine="numba" if engine == "cuda" else engine)
+        mlp, hist = LinearModel(res.W), {"loss": [float(res.history["loss"][-1])]}
+    else:
+        mlp, hist = train_mlp(loss, data, aug, widths=widths, d_out=2, activation=activation, steps=steps, lr=lr,
+                              optimizer=optimizer, seed=seed, engine=engine)
     curve = scale_probe(mlp, loss, data.x, aug, a_values, draws=draws)
-    grid = plane_probe(mlp, loss, data.x, aug, r_values, draws=draws)
+    if engine == "cuda" and activation != "linear":
+        from ..nonlinear.cuda import plane_probe_gpu
+
+        grid = plane_probe_gpu(mlp, loss, data.x, aug, r_values, draws=draws)
+    else:
+        grid = plane_probe(mlp, loss, data.x, aug, r_values, draws=draws)
     regime, minima = classify_regime(grid, r_values)
     lin, rep = linear_regime(loss, data.A0, aug.C, 2, n=data.n, mean=data.x.mean(0))
     summary = {"activation": activation, "sigma": sigma, "mlp_regime": regime, "linear_regime": lin,

@@ -2,8 +2,8 @@
 its last-layer landscape, next to the linear theory's prediction."""
 
 from .mlp import ACTIVATIONS, MLP, forward, init_mlp, value_and_grad
-from .probes import classify_regime, linear_regime, plane_probe, scale_probe
+from .probes import LinearModel, classify_regime, linear_regime, plane_probe, scale_probe
 from .train import train_mlp
 
 __all__ = ["ACTIVATIONS", "MLP", "forward", "init_mlp", "value_and_grad", "train_mlp", "scale_probe",
-           "plane_probe", "classify_regime", "linear_regime"]
+           "plane_probe", "classify_regime", "linear_regime", "LinearModel"]

@@ -135,7 +135,8 @@ def value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):
     loss : minissl.losses.Loss
         InfoNCE family (``infonce``, ``weighted``, ``beta``), optionally ``normalize=True``.
     x1, x2 : ndarray (N, d0)
-    engine : {"numpy", "numba"}
+    engine : {"numpy", "numba", "cuda"}
+        ``cuda``: the network on the GPU (:mod:`minissl.nonlinear.cuda`; the loss core on the host).
     weight_decay : float
         ``+ weight_decay * sum of squared weights`` (biases excluded).
 
@@ -146,7 +147,11 @@ def value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):
         ``[dW1, db1, dW2, db2, dW3]``.
     """
     _check_loss(loss)
-    V.check_choice("engine", engine, ("numpy", "numba"))
+    V.check_choice("engine", engine, ("numpy", "numba", "cuda"))
+    if engine == "cuda":
+        from .cuda import value_and_grad_gpu
+
+        return value_and_grad_gpu(mlp, loss, x1, x2, weight_decay=weight_decay)
     if engine == "numba":
         cache1 = _forward_nb(mlp.W1, mlp.b1, mlp.W2, mlp.b2, mlp.W3, x1, mlp.activation == "relu")
         cache2 = _forward_nb(mlp.W1, mlp.b1, mlp.W2, mlp.b2, mlp.W3, x2, mlp.activation == "relu")
@@ -160,6 +165,11 @@ def value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):
         z2, c2 = forward(mlp, x2)
         value, g1, g2 = _z_loss(loss, z1, z2, engine)
         grads = [a + b for a, b in zip(backward(mlp, c1, g1), backward(mlp, c2, g2))]
+    return _add_weight_decay(mlp, value, grads, weight_decay)
+
+
+def _add_weight_decay(mlp, value, grads, weight_decay):
+    """``+ weight_decay * |W|^2`` for the three weight matrices (biases excluded)."""
     if weight_decay:
         for i in (0, 2, 4):
             W = mlp.params()[i]

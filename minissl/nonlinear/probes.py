@@ -2,7 +2,8 @@
 
 After training, the loss is evaluated at ``W3 -> a W3`` (1-D) and at ``W3 = U diag(r1 s_big,
 r2 s_small) V^T`` (2-D), where ``U diag(s) V^T`` is the SVD of the trained ``W3`` split into its
-larger and smaller half of singular values. The noise draws are fixed across the grid (common
+larger and smaller half of singular values (floored at ``0.5 / rms(feature)``, so that a
+collapsed ``W3`` still gives an informative plane). The noise draws are fixed across the grid (common
 random numbers), so the surface is smooth. Local minima on the grid give the regime:
 no collapse (minima with r1, r2 != 0), dimensional collapse (r2 = 0) or complete collapse
 (only the origin), which is compared with the linear theory for the same data and
@@ -16,12 +17,22 @@ import numpy as np
 from .. import _validation as V
 from .mlp import _act, _z_loss
 
-__all__ = ["scale_probe", "plane_probe", "classify_regime", "linear_regime", "REGIMES"]
+__all__ = ["scale_probe", "plane_probe", "classify_regime", "linear_regime", "LinearModel", "REGIMES"]
 
 REGIMES = ("no collapse", "dimensional collapse", "complete collapse")
 
 
+class LinearModel:
+    """The linear model ``f(x) = W x`` seen by the probes (features = the input), for side-by-side
+    plots with the MLP: ``W3`` is ``W``."""
+
+    def __init__(self, W):
+        self.W3 = np.asarray(W, dtype=np.float64)
+
+
 def _features(mlp, x):
+    if isinstance(mlp, LinearModel):
+        return np.asarray(x, dtype=np.float64)
     a1 = _act(x @ mlp.W1.T + mlp.b1, mlp.activation)
     return _act(a1 @ mlp.W2.T + mlp.b2, mlp.activation)
 
@@ -32,6 +43,15 @@ def _draws(mlp, x, augmentation, draws, seed):
     return [(_features(mlp, v1[k]), _features(mlp, v2[k])) for k in range(draws)]
 
 
+def _probe_W3(mlp, feats):
+    """The trained last layer, with its singular values floored at ``0.5 / rms(feature)``: a
+    collapsed ``W3`` (all singular values ~0) would make every probe flat, so the probe then
+    spans its singular directions at the scale where the landscape's structure lies."""
+    U, s, Vt = np.linalg.svd(mlp.W3, full_matrices=False)
+    rms = np.sqrt(np.mean([np.mean(h1 * h1) for h1, _ in feats])) * np.sqrt(Vt.shape[1])
+    return U, np.maximum(s, 0.5 / max(rms, 1e-12)), Vt
+
+
 def _mean_loss(loss, feats, W3):
     return float(np.mean([_z_loss(loss, h1 @ W3.T, h2 @ W3.T, "numpy")[0] for h1, h2 in feats]))
 
@@ -40,23 +60,30 @@ def scale_probe(mlp, loss, x, augmentation, a_values, draws=16, seed=1):
     """``L(a W3)`` for each ``a`` (Fig. 7 top). Returns an array like ``a_values``."""
     a = V.check_array("a_values", a_values, ndim=1, dtype=np.float64)
     feats = _draws(mlp, x, augmentation, draws, seed)
-    return np.array([_mean_loss(loss, feats, ai * mlp.W3) for ai in a])
+    U, s, Vt = _probe_W3(mlp, feats)
+    W3 = (U * s) @ Vt
+    return np.array([_mean_loss(loss, feats, ai * W3) for ai in a])
 
 
 def plane_probe(mlp, loss, x, augmentation, r_values, draws=16, seed=1):
     """``L(r1, r2)`` on the grid ``r_values x r_values`` (Fig. 7 bottom); rows index r1."""
     r = V.check_array("r_values", r_values, ndim=1, dtype=np.float64)
-    U, s, Vt = np.linalg.svd(mlp.W3, full_matrices=False)
-    half = (len(s) + 1) // 2
-    big = np.zeros_like(s)
-    big[:half] = s[:half]
-    small = s - big
     feats = _draws(mlp, x, augmentation, draws, seed)
+    U, s, Vt = _probe_W3(mlp, feats)
+    big, small = _halves(s)
     L = np.empty((r.size, r.size))
     for i, r1 in enumerate(r):
         for j, r2 in enumerate(r):
             L[i, j] = _mean_loss(loss, feats, (U * (r1 * big + r2 * small)) @ Vt)
     return L
+
+
+def _halves(s):
+    """Singular values split into the larger half and the rest (as two masked copies)."""
+    half = (len(s) + 1) // 2
+    big = np.zeros_like(s)
+    big[:half] = s[:half]
+    return big, s - big
 
 
 def classify_regime(L, r_values):

@@ -27,7 +27,7 @@ def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="ta
         Full-batch SGD (heavy-ball ``momentum``) or Adam.
     seed : int
         Drives the initialisation and the noise (independent streams).
-    engine : {"numba", "numpy"}
+    engine : {"numba", "numpy", "cuda"}
 
     Returns
     -------
@@ -41,7 +41,11 @@ def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="ta
     V.check_choice("optimizer", optimizer, ("sgd", "adam"))
     momentum = V.check_scalar("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
     weight_decay = V.check_scalar("weight_decay", weight_decay, lo=0.0)
-    V.check_choice("engine", engine, ("numba", "numpy"))
+    V.check_choice("engine", engine, ("numba", "numpy", "cuda"))
+    if engine == "cuda":
+        from .cuda import require
+
+        require()
     seed = V.check_int("seed", seed, lo=0)
     record_every = V.check_int("record_every", max(steps // 100, 1) if record_every is None else record_every, lo=1)
     ss_init, ss_noise = np.random.SeedSequence(seed).spawn(2)

@@ -1,0 +1,81 @@
+"""CUDA kernels of the MLP and the landscape grid, run in Numba's CUDA simulator.
+
+The simulator must be enabled before Numba is imported, so the kernels run in a subprocess
+with ``NUMBA_ENABLE_CUDASIM=1``: 4 threads per block and sizes that cross block edges (13
+samples, a 3 x 3 grid = 9 points), compared with the NumPy reference. Not run on real
+hardware in this project's CI (no GPU); on a GPU machine the same script runs unchanged
+without the variable.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+SCRIPT = r'''
+import json, numpy as np
+from minissl import get_loss, gaussian_data
+from minissl.data import IsotropicNoise
+from minissl.nonlinear import init_mlp, value_and_grad, plane_probe
+from minissl.nonlinear import cuda as C
+out = {"available": C.available(), "grad": [], "grid": []}
+rng = np.random.default_rng(0)
+for act in ("tanh", "relu"):
+    mlp = init_mlp(3, (5, 4), 2, act, seed=1)
+    x1 = rng.standard_normal((13, 3)); x2 = x1 + rng.standard_normal((13, 3))
+    for loss in (get_loss("beta", beta=0.5), get_loss("infonce", normalize=True)):
+        v0, g0 = value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.01)
+        v1, g1 = C.value_and_grad_gpu(mlp, loss, x1, x2, weight_decay=0.01, threads=4)
+        v2, g2 = value_and_grad(mlp, loss, x1, x2, engine="cuda", weight_decay=0.01)
+        out["grad"].append([abs(v0 - v1), max(float(np.max(np.abs(a - b))) for a, b in zip(g0, g1)),
+                            max(float(np.max(np.abs(a - b))) for a, b in zip(g1, g2))])
+data = gaussian_data(7, [1.0, 2.0], seed=0)
+mlp = init_mlp(2, (4, 3), 2, "tanh", seed=2)
+r = np.linspace(-1, 1, 3)
+for loss in (get_loss("beta", beta=0.5), get_loss("infonce", normalize=True, negatives="both"),
+             get_loss("weighted", alpha=0.0)):
+    G0 = plane_probe(mlp, loss, data.x, IsotropicNoise(0.8, 2), r, draws=2)
+    G1 = C.plane_probe_gpu(mlp, loss, data.x, IsotropicNoise(0.8, 2), r, draws=2, threads=4)
+    out["grid"].append(float(np.max(np.abs(G0 - G1)) / np.max(np.abs(G0))))
+print("RESULT" + json.dumps(out))
+'''
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    res = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")][-1]
+    return json.loads(line[len("RESULT"):])
+
+
+def test_simulator_is_used(simulated):
+    assert simulated["available"]
+
+
+def test_mlp_kernels_match_the_reference(simulated):
+    """Value and every gradient (tanh/ReLU, beta-InfoNCE and normalized InfoNCE, weight decay)."""
+    for dv, dg, dg_engine in simulated["grad"]:
+        assert dv <= 1e-12 and dg <= 1e-12 and dg_engine == 0.0, (dv, dg, dg_engine)
+
+
+def test_grid_kernel_matches_the_reference(simulated):
+    """Plane probe: beta-InfoNCE, normalized InfoNCE with both views as negatives, alpha = 0."""
+    assert max(simulated["grid"]) <= 1e-12, simulated["grid"]
+
+
+def test_gpu_request_without_device_is_a_clear_error():
+    from minissl.cli import main
+    from minissl.nonlinear import cuda
+
+    if cuda.available():  # a real GPU is present: require() must then accept it
+        cuda.require()  # pragma: no cover - GPU machines only
+        return
+    with pytest.raises(RuntimeError, match="minissl\\[gpu\\]"):
+        cuda.require()
+    res = CliRunner().invoke(main, ["nonlinear", "--device", "gpu"])
+    assert res.exit_code == 2 and "NUMBA_ENABLE_CUDASIM" in res.output
