@@ -18,7 +18,6 @@ from ._cli_common import _checked, _float_list, _integer, _real, write_json
               show_default=True)
 @click.option("--beta", callback=_real(lo=0.0, lo_open=True), type=float, default=0.5, show_default=True,
               help="beta of beta-InfoNCE (with --loss beta).")
-@click.option("--normalize/--no-normalize", default=False, show_default=True, help="Outputs f -> f/|f|.")
 @click.option("--variances", callback=_checked(_float_list), default="1,2", show_default=True)
 @click.option("--n", callback=_integer(2), type=int, default=128, show_default=True)
 @click.option("--widths", default="16,16", show_default=True, help="The two hidden widths.")
@@ -29,7 +28,7 @@ from ._cli_common import _checked, _float_list, _integer, _real, write_json
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
 @click.option("--engine", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True)
 @click.option("--out", "out", default=None, help="Folder for data.csv, report.json and figure.png.")
-def nonlinear_cmd(activation, sigma, loss_name, beta, normalize, variances, n, widths, steps, lr, optimizer, seed,
+def nonlinear_cmd(activation, sigma, loss_name, beta, variances, n, widths, steps, lr, optimizer, seed,
                   device, engine, out):
     """Train a 3-layer MLP (output dimension 2) on an exact loss; probe its last layer (Fig. 7).
 
@@ -54,17 +53,18 @@ def nonlinear_cmd(activation, sigma, loss_name, beta, normalize, variances, n, w
         engine = "cuda"
     try:
         w = tuple(int(t) for t in widths.split(","))
-        if len(w) != 2 or min(w) < 1:
+        if len(w) != 2 or min(w) < 2:
             raise ValueError
     except ValueError:
-        raise click.BadParameter(f"{widths!r}, must be two positive integers, e.g. 16,16.",
+        raise click.BadParameter(f"{widths!r}, must be two integers >= 2 (the last layer needs two singular "
+                                 "values), e.g. 16,16.",
                                  param_hint="'--widths'") from None
     if ctx_given("beta") and loss_name != "beta":
         raise click.BadParameter("--beta applies to --loss beta.", param_hint="'--beta'")
     if out is not None and os.path.exists(out) and not os.path.isdir(out):
         raise click.BadParameter(f"{out!r} exists and is not a folder.", param_hint="'--out'")
     params = {"beta": beta} if loss_name == "beta" else {}
-    loss = get_loss(loss_name, normalize=normalize, **params)
+    loss = get_loss(loss_name, **params)
     data = gaussian_data(n, variances, seed=seed)
     a = np.linspace(0.0, 2.0, 41)
     r = np.linspace(-1.6, 1.6, 33)

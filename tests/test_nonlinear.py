@@ -67,7 +67,7 @@ def test_probe_values_closed_form_and_symmetries():
     r = np.linspace(-1.0, 1.0, 5)
     G = plane_probe(mlp, loss, data.x, aug, r, draws=3)
     assert np.allclose(G, G[::-1, :], rtol=1e-12) and np.allclose(G, G[:, ::-1], rtol=1e-12)
-    assert np.isclose(G[4, 4], L[1], rtol=1e-12)  # r1 = r2 = 1 is the trained last layer
+    assert np.isclose(G[4, 4], L[1], rtol=1e-12)  # r1 = r2 = 1 is the trained last layer (not collapsed)
 
 
 def test_trained_mlp_regimes_follow_the_linear_theory():
@@ -112,3 +112,37 @@ def test_cli(tmp_path):
     assert "linear theory" in res.output and (tmp_path / "o" / "report.json").is_file()
     res = CliRunner().invoke(main, ["nonlinear", "--widths", "3"])
     assert res.exit_code == 2 and "--widths" in res.output
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_probe_features_are_the_networks(activation):
+    """The probes see exactly the network's last-layer input: features @ W3^T == forward()."""
+    from minissl.nonlinear.mlp import forward
+    from minissl.nonlinear.probes import _features
+
+    mlp, x1, _ = _problem(activation, seed=4)
+    assert np.allclose(_features(mlp, x1) @ mlp.W3.T, forward(mlp, x1)[0], rtol=1e-13, atol=1e-14)
+
+
+def test_plane_axes_and_dimensional_collapse_direction():
+    """r1 carries the larger singular value; minima at (0, +-r) (the larger direction collapsed)
+    are not accepted as the dimensional collapse the theory means."""
+    from minissl.nonlinear import LinearModel
+    from minissl.nonlinear.probes import _halves, _probe_W3
+
+    U, s, Vt = _probe_W3(LinearModel(np.diag([2.0, 1.0])), [(np.ones((3, 2)), np.ones((3, 2)))])
+    big, small = _halves(s)
+    assert np.allclose(big, [2.0, 0.0]) and np.allclose(small, [0.0, 1.0])
+    r = np.linspace(-1, 1, 11)
+    L = np.add.outer(np.zeros(11), (r ** 2 - 0.36) ** 2) + 0.5 * r[:, None] ** 2  # minima at (0, +-0.6)
+    assert classify_regime(L, r)[0] == "dimensional collapse of the other direction"
+    assert classify_regime(L.T, r)[0] == "dimensional collapse"
+
+
+def test_probes_refuse_normalized_losses_and_loss_weight_decay():
+    data = gaussian_data(8, [1.0, 2.0], seed=0)
+    mlp = init_mlp(2, (3, 3), 2, "tanh", seed=0)
+    with pytest.raises(ValueError, match="flat"):
+        scale_probe(mlp, get_loss("infonce", normalize=True), data.x, IsotropicNoise(1.0, 2), [1.0])
+    with pytest.raises(ValueError, match="weight_decay"):
+        value_and_grad(mlp, get_loss("infonce", weight_decay=0.1), data.x, data.x)

@@ -35,7 +35,7 @@ for act in ("tanh", "relu"):
 data = gaussian_data(7, [1.0, 2.0], seed=0)
 mlp = init_mlp(2, (4, 3), 2, "tanh", seed=2)
 r = np.linspace(-1, 1, 3)
-for loss in (get_loss("beta", beta=0.5), get_loss("infonce", normalize=True, negatives="both"),
+for loss in (get_loss("beta", beta=0.5), get_loss("infonce", negatives="both"),
              get_loss("weighted", alpha=0.0)):
     G0 = plane_probe(mlp, loss, data.x, IsotropicNoise(0.8, 2), r, draws=2)
     G1 = C.plane_probe_gpu(mlp, loss, data.x, IsotropicNoise(0.8, 2), r, draws=2, threads=4)
@@ -64,7 +64,7 @@ def test_mlp_kernels_match_the_reference(simulated):
 
 
 def test_grid_kernel_matches_the_reference(simulated):
-    """Plane probe: beta-InfoNCE, normalized InfoNCE with both views as negatives, alpha = 0."""
+    """Plane probe: beta-InfoNCE, InfoNCE with both views as negatives, weighted with alpha = 0."""
     assert max(simulated["grid"]) <= 1e-12, simulated["grid"]
 
 

@@ -41,12 +41,17 @@ def _grid_minima(L, r):
     return out
 
 
-def _regime(minima, step):
+def _regime(minima, step, dead_axis=None):
+    """Regime from grid minima. ``dead_axis`` (0 for r1, 1 for r2): the axis that a dimensional
+    collapse must zero; minima on the other axis are reported as the wrong direction collapsing."""
     alive = {(abs(a) > 1.5 * step, abs(b) > 1.5 * step) for a, b in minima}
     if not minima:
         return "none found"
-    if len(minima) > 4:  # more than the 4 sign copies: a ring (equal singular values), no isolated minima
-        return "ring of minima (degenerate)"
+    if len(minima) > 4:  # more than the 4 sign copies: no isolated minima (e.g. a ring)
+        return "more than 4 grid minima (degenerate)"
+    if dead_axis is not None and alive in ({(True, False)}, {(False, True)}):
+        ok = {(True, False)} if dead_axis == 1 else {(False, True)}
+        return "dimensional collapse" if alive == ok else "dimensional collapse of the other direction"
     if alive == {(True, True)}:
         return _REGIMES[0]
     if alive == {(False, False)}:
@@ -92,7 +97,8 @@ def fig1_toy(cfg, out, seeds, engine, protocol, progress):
         err = max((min(np.hypot(x - r_pred[0] * sx, y - r_pred[1] * sy) for sx in (-1, 1) for sy in (-1, 1))
                    for x, y in min_ex), default=np.nan) / step
         summary.append({"regime": name, "sigma": sigma, "predicted_regime": predicted,
-                        "effective_grid_regime": _regime(min_eff, step), "exact_grid_regime": _regime(min_ex, step),
+                        "effective_grid_regime": _regime(min_eff, step, dead_axis=0),
+                        "exact_grid_regime": _regime(min_ex, step, dead_axis=0),
                         "predicted_minimum_r": r_pred.tolist(), "n_predicted_minima_orbits": len(pred_min),
                         "exact_minima": min_ex, "exact_minima_distance_in_grid_steps": err,
                         "B_diagonal": np.diag(land.B).tolist()})

@@ -11,7 +11,8 @@ Design (deterministic: no atomics, every sum is done in a fixed order):
 * backward: one thread per sample writes its own gradient contribution into a per-sample
   buffer, which the host sums in sample order;
 * landscape grid: one thread per grid point ``(r1, r2)`` evaluates the loss (value only, the
-  InfoNCE family with optional normalization) over all noise draws of precomputed features.
+  unnormalized InfoNCE family, as the probes require) over all noise draws of precomputed
+  features.
 """
 
 from __future__ import annotations
@@ -116,10 +117,9 @@ def _kernels():
                 out[i, o_w1 + k * d0 + q] = g1[i, k] * x[i, q]
 
     @cuda.jit(device=True)
-    def _z(F, dr, a, U, big, small, Vt, r1, r2, normalize, c, z):
+    def _z(F, dr, a, U, big, small, Vt, r1, r2, z):
         dout = U.shape[0]
         k = Vt.shape[0]
-        nrm = 0.0
         for o in range(dout):
             acc = 0.0
             for s_ in range(k):
@@ -129,14 +129,9 @@ def _kernels():
                     proj += Vt[s_, q] * F[dr, a, q]
                 acc += U[o, s_] * sv * proj
             z[o] = acc
-            nrm += acc * acc
-        if normalize:
-            scale = math.sqrt(c) / max(math.sqrt(nrm), 1e-12)
-            for o in range(dout):
-                z[o] *= scale
 
     @cuda.jit
-    def grid_k(F1, F2, U, big, small, Vt, r, alpha, beta, both, normalize, c, out):
+    def grid_k(F1, F2, U, big, small, Vt, r, alpha, beta, both, out):
         """Loss at grid point t = (i, j): W3 = U diag(r_i big + r_j small) Vt, mean over draws."""
         t = cuda.grid(1)
         m = r.shape[0]
@@ -153,8 +148,8 @@ def _kernels():
                 # z of anchor a (view 1) and its positive (view 2), output dimension <= 8
                 za = cuda.local.array(8, dtype=np.float64)
                 zp = cuda.local.array(8, dtype=np.float64)
-                _z(F1, dr, a, U, big, small, Vt, r1, r2, normalize, c, za)
-                _z(F2, dr, a, U, big, small, Vt, r1, r2, normalize, c, zp)
+                _z(F1, dr, a, U, big, small, Vt, r1, r2, za)
+                _z(F2, dr, a, U, big, small, Vt, r1, r2, zp)
                 pos = 0.0
                 for o in range(dout):
                     pos += (za[o] - zp[o]) ** 2
@@ -166,7 +161,7 @@ def _kernels():
                         if b == a:
                             continue
                         zb = cuda.local.array(8, dtype=np.float64)
-                        _z(F1 if v == 0 else F2, dr, b, U, big, small, Vt, r1, r2, normalize, c, zb)
+                        _z(F1 if v == 0 else F2, dr, b, U, big, small, Vt, r1, r2, zb)
                         d = 0.0
                         for o in range(dout):
                             d += (za[o] - zb[o]) ** 2
@@ -246,9 +241,10 @@ def value_and_grad_gpu(mlp, loss, x1, x2, weight_decay=0.0, threads=THREADS):
 
 def plane_probe_gpu(mlp, loss, x, augmentation, r_values, draws=16, seed=1, threads=THREADS):
     """As :func:`minissl.nonlinear.probes.plane_probe`, one device thread per grid point."""
-    from .probes import _draws, _halves, _probe_W3
+    from .probes import _check_probe_loss, _draws, _halves, _probe_W3
 
     require()
+    _check_probe_loss(loss)
     kw = loss._core_kwargs
     if mlp.W3.shape[0] > 8:
         raise ValueError(f"output dimension {mlp.W3.shape[0]}: the grid kernel supports at most 8.")
@@ -262,6 +258,5 @@ def plane_probe_gpu(mlp, loss, x, augmentation, r_values, draws=16, seed=1, thre
     out = np.empty(m * m)
     _kernels()["grid"][_blocks(m * m, threads), threads](F1, F2, np.ascontiguousarray(U), big, small,
                                                          np.ascontiguousarray(Vt), r, float(kw["alpha"]),
-                                                         float(kw["beta"]), kw["negatives"] == "both",
-                                                         bool(loss.normalize), float(loss.c), out)
+                                                         float(kw["beta"]), kw["negatives"] == "both", out)
     return out.reshape(m, m)

@@ -109,6 +109,9 @@ def _check_loss(loss):
         raise TypeError(f"loss == {loss!r}, must be a Loss from minissl.get_loss(...).")
     if loss.name not in SUPPORTED_LOSSES:
         raise ValueError(f"loss {loss.name!r}: the MLP supports {SUPPORTED_LOSSES} (with or without normalize).")
+    if loss.weight_decay:
+        raise ValueError(f"loss weight_decay == {loss.weight_decay!r}: give weight decay to the MLP functions "
+                         "(weight_decay=...), which apply it to all three weight matrices.")
     return loss
 
 

@@ -44,12 +44,25 @@ def _draws(mlp, x, augmentation, draws, seed):
 
 
 def _probe_W3(mlp, feats):
-    """The trained last layer, with its singular values floored at ``0.5 / rms(feature)``: a
-    collapsed ``W3`` (all singular values ~0) would make every probe flat, so the probe then
-    spans its singular directions at the scale where the landscape's structure lies."""
+    """SVD of the trained last layer for the plane probe. If *every* singular value is below
+    ``0.5 / rms(feature)`` (a collapsed ``W3``, which would make the plane flat), they are raised
+    to that floor, so the plane spans the singular directions at the scale where the
+    landscape's structure lies; otherwise the trained values are used as they are."""
     U, s, Vt = np.linalg.svd(mlp.W3, full_matrices=False)
     rms = np.sqrt(np.mean([np.mean(h1 * h1) for h1, _ in feats])) * np.sqrt(Vt.shape[1])
-    return U, np.maximum(s, 0.5 / max(rms, 1e-12)), Vt
+    floor = 0.5 / max(rms, 1e-12)
+    return U, (np.full_like(s, floor) if np.all(s < floor) else s), Vt
+
+
+def _check_probe_loss(loss):
+    """The probes need the unnormalized InfoNCE family: with f -> f/|f| the loss is invariant to
+    rescaling W3, so every probe is flat and its "minima" are ties."""
+    from .mlp import _check_loss
+
+    _check_loss(loss)
+    if loss.normalize:
+        raise ValueError("normalize=True: the normalized loss is invariant to rescaling the last layer, so the "
+                         "landscape probes are flat; probe the unnormalized loss.")
 
 
 def _mean_loss(loss, feats, W3):
@@ -58,16 +71,18 @@ def _mean_loss(loss, feats, W3):
 
 def scale_probe(mlp, loss, x, augmentation, a_values, draws=16, seed=1):
     """``L(a W3)`` for each ``a`` (Fig. 7 top). Returns an array like ``a_values``."""
+    _check_probe_loss(loss)
     a = V.check_array("a_values", a_values, ndim=1, dtype=np.float64)
     feats = _draws(mlp, x, augmentation, draws, seed)
-    U, s, Vt = _probe_W3(mlp, feats)
-    W3 = (U * s) @ Vt
-    return np.array([_mean_loss(loss, feats, ai * W3) for ai in a])
+    return np.array([_mean_loss(loss, feats, ai * mlp.W3) for ai in a])
 
 
 def plane_probe(mlp, loss, x, augmentation, r_values, draws=16, seed=1):
     """``L(r1, r2)`` on the grid ``r_values x r_values`` (Fig. 7 bottom); rows index r1."""
+    _check_probe_loss(loss)
     r = V.check_array("r_values", r_values, ndim=1, dtype=np.float64)
+    if r.size < 3:
+        raise ValueError(f"r_values has {r.size} points, must have at least 3.")
     feats = _draws(mlp, x, augmentation, draws, seed)
     U, s, Vt = _probe_W3(mlp, feats)
     big, small = _halves(s)
@@ -87,12 +102,16 @@ def _halves(s):
 
 
 def classify_regime(L, r_values):
-    """Regime from the grid minima of a plane probe: (regime, list of minima (r1, r2))."""
+    """Regime from the grid minima of a plane probe: (regime, list of minima (r1, r2)).
+
+    r1 scales the larger singular values, so a dimensional collapse must zero r2 (minima at
+    ``(+-r, 0)``); minima at ``(0, +-r)`` are reported as the other direction collapsing.
+    """
     from ..experiments.fig1 import _grid_minima, _regime
 
     r = np.asarray(r_values, dtype=np.float64)
     minima = _grid_minima(L, r)
-    regime = _regime(minima, float(r[1] - r[0]))
+    regime = _regime(minima, float(r[1] - r[0]), dead_axis=1)
     return regime, minima
 
 
