@@ -80,6 +80,16 @@ def _kernels():
                 acc += W3[o, k] * a2[i, k]
             z[i, o] = acc
 
+    @cuda.jit(device=True)
+    def back_act(g, W, u, a, i, relu, g_in):
+        """Row i: ``g_in = (g W) * phi'(u)`` (one layer back, through the activation)."""
+        for k in range(W.shape[1]):
+            acc = 0.0
+            for j in range(W.shape[0]):
+                acc += g[i, j] * W[j, k]
+            d = (1.0 if u[i, k] > 0.0 else 0.0) if relu else 1.0 - a[i, k] * a[i, k]
+            g_in[i, k] = acc * d
+
     @cuda.jit
     def backward_k(W2, W3, x, u1, a1, u2, a2, gz, relu, g2, g1, out):
         """``out[i]`` = flattened (dW1, db1, dW2, db2, dW3) of sample i."""
@@ -92,21 +102,11 @@ def _kernels():
         o_w2 = o_b1 + h1
         o_b2 = o_w2 + h2 * h1
         o_w3 = o_b2 + h2
-        for j in range(h2):
-            acc = 0.0
-            for o in range(dout):
-                acc += gz[i, o] * W3[o, j]
-            d = (1.0 if u2[i, j] > 0.0 else 0.0) if relu else 1.0 - a2[i, j] * a2[i, j]
-            g2[i, j] = acc * d
+        back_act(gz, W3, u2, a2, i, relu, g2)
         for o in range(dout):
             for j in range(h2):
                 out[i, o_w3 + o * h2 + j] = gz[i, o] * a2[i, j]
-        for k in range(h1):
-            acc = 0.0
-            for j in range(h2):
-                acc += g2[i, j] * W2[j, k]
-            d = (1.0 if u1[i, k] > 0.0 else 0.0) if relu else 1.0 - a1[i, k] * a1[i, k]
-            g1[i, k] = acc * d
+        back_act(g2, W2, u1, a1, i, relu, g1)
         for j in range(h2):
             out[i, o_b2 + j] = g2[i, j]
             for k in range(h1):
