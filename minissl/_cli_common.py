@@ -19,6 +19,7 @@ _LOSS_TITLES = {
     "scl": "spectral contrastive loss (Eq. 14)",
     "barlow": "Barlow Twins",
     "vicreg": "VICReg",
+    "simclr": "SimCLR NT-Xent (cosine / temperature)",
 }
 
 

@@ -57,6 +57,16 @@ def _check_loss(loss):
     return loss
 
 
+def _refuse_simclr(loss, what):
+    """SimCLR's cosine NT-Xent has no fourth-order theory in the paper: refuse clearly."""
+    if loss.name == "simclr":
+        raise ValueError(
+            f"loss 'simclr' has no {what}: its cosine similarity is scale invariant (no expansion at "
+            "W = 0) and the paper gives no fourth-order landscape for it. The Gaussian-kernel equivalent "
+            "get_loss('infonce', normalize=True, c=1/temperature, negatives='both') is modelled by "
+            "effective_landscape(..., kappa=...) (docs/conventions.md).")
+
+
 def effective_B(loss, A0, C, n=None, mean=None, d1=None):
     """The matrix ``B`` of the effective landscape for an exact loss (derived, not Table 1).
 
@@ -99,6 +109,7 @@ def effective_B(loss, A0, C, n=None, mean=None, d1=None):
     ``beta A0 - (1-beta) C``, not ``A0 - (1-beta) C`` (Sec. 4.2). See docs/errata.md.
     """
     _check_loss(loss)
+    _refuse_simclr(loss, "effective B")
     A0 = V.check_covariance("A0", A0)
     C = V.check_covariance("C", C, dim=A0.shape[0])
     n = V.check_int("n", n, lo=2, allow_none=True)
@@ -146,6 +157,7 @@ def paper_B(loss, A0, C, n=None):
     weight decay ``- gamma I``. These are *not* the true constants; see docs/errata.md.
     """
     _check_loss(loss)
+    _refuse_simclr(loss, "B printed in the paper")
     A0 = V.check_covariance("A0", A0)
     C = V.check_covariance("C", C, dim=A0.shape[0])
     n = V.check_int("n", n, lo=1, allow_none=True)
@@ -424,6 +436,7 @@ def effective_landscape(loss, A0, C, n=None, mean=None, kappa=None, d1=None):
         forms implemented here (VICReg's hinge expansion has radius ``~ sqrt(eps)``).
     """
     _check_loss(loss)
+    _refuse_simclr(loss, "effective landscape")
     if loss.name == "vicreg":
         raise ValueError(
             "vicreg: no fourth-order landscape (the variance hinge sqrt(var + eps) expands "

@@ -15,6 +15,14 @@ Conventions
 * For the all-zero matrix (complete collapse) the stable and entropy ranks are 0, the
   log eigenvalue ratio is ``inf`` and the explained-variance curve is all zeros —
   defined values, never NaN.
+* :func:`alignment` and :func:`uniformity` (Wang & Isola 2020, the note's "Alignment and
+  Uniformity on the Hypersphere") act on embeddings projected to the unit sphere,
+  ``u = z / max(|z|, 1e-12)`` (as ``torch.nn.functional.normalize``): a zero embedding
+  stays at the origin, so complete collapse reads as alignment 0 and uniformity 0 (its
+  maximum), never NaN. Uniformity averages over the ``N (N - 1) / 2`` distinct pairs
+  ``i < j`` (as ``torch.pdist``), alignment over the ``N`` positive pairs.
+* :func:`trajectory` evaluates all of these along a training history (see there for
+  which inputs each diagnostic uses).
 """
 
 from __future__ import annotations
@@ -32,6 +40,10 @@ __all__ = [
     "log_eigenvalue_ratio",
     "explained_variance",
     "summary",
+    "alignment",
+    "uniformity",
+    "principal_angles",
+    "trajectory",
 ]
 
 
@@ -136,3 +148,157 @@ def summary(M, rtol=None):
         "log_eigenvalue_ratio": log_eigenvalue_ratio(ev),
         "explained_variance": explained_variance(ev).tolist(),
     }
+
+
+def _unit_rows(Z, eps=1e-12):
+    nrm = np.sqrt(np.sum(Z * Z, axis=1, keepdims=True))
+    return Z / np.maximum(nrm, eps)
+
+
+def alignment(z1, z2, alpha=2.0, normalize=True):
+    """Alignment ``E ||u1 - u2||^alpha`` of positive pairs (Wang & Isola 2020).
+
+    Parameters
+    ----------
+    z1, z2 : array_like, shape (N, d)
+        Embeddings of the two views; row ``i`` of each comes from sample ``i``.
+    alpha : float, > 0
+        Exponent (the note's definition and Wang & Isola's default: 2).
+    normalize : bool
+        Project to the unit sphere first (default, the note's setting).
+
+    Returns
+    -------
+    float
+        In ``[0, 2^alpha]`` when normalized; 0 for identical views (or collapse).
+    """
+    z1 = V.check_array("z1", z1, ndim=2, dtype=np.float64, min_rows=1)
+    z2 = V.check_array("z2", z2, ndim=2, dtype=np.float64, shape=z1.shape)
+    alpha = V.check_scalar("alpha", alpha, lo=0.0, lo_open=True)
+    if V.check_bool("normalize", normalize):
+        z1, z2 = _unit_rows(z1), _unit_rows(z2)
+    d = np.sqrt(np.sum((z1 - z2) ** 2, axis=1))
+    return float(np.mean(d**alpha))
+
+
+def uniformity(z, t=2.0, normalize=True):
+    """Uniformity ``log E_{i<j} exp(-t ||u_i - u_j||^2)`` (Wang & Isola 2020).
+
+    Lower is more uniform; 0 when all embeddings coincide (complete collapse). On the
+    unit sphere the value is bounded below by ``-4 t`` (antipodal pairs only).
+
+    Parameters
+    ----------
+    z : array_like, shape (N, d), N >= 2
+    t : float, > 0
+        Kernel scale (the note's and Wang & Isola's default: 2).
+    normalize : bool
+        Project to the unit sphere first (default).
+    """
+    z = V.check_array("z", z, ndim=2, dtype=np.float64, min_rows=2)
+    t = V.check_scalar("t", t, lo=0.0, lo_open=True)
+    if V.check_bool("normalize", normalize):
+        z = _unit_rows(z)
+    sq = np.sum(z * z, axis=1)
+    D = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (z @ z.T), 0.0)
+    iu = np.triu_indices(z.shape[0], k=1)
+    a = -t * D[iu]
+    m = float(np.max(a))
+    return float(m + np.log(np.mean(np.exp(a - m))))
+
+
+def principal_angles(W, F, k=None):
+    """Principal angles (radians, ascending) between ``W``'s row space and ``F``'s top eigenvectors.
+
+    Tian et al. (2021) predict that linear SimSiam/BYOL learn an encoder whose row space
+    spans the top eigenvectors of the augmentation-averaged covariance ``F``
+    (the note's "The Linear Regime Analysis"). The row space is represented by the top
+    ``k`` right singular vectors of ``W``.
+
+    Parameters
+    ----------
+    W : array_like, shape (d1, d0)
+    F : array_like, shape (d0, d0)
+        Symmetric; its top-``k`` eigenvectors (largest eigenvalues) are compared.
+    k : int, optional
+        Subspace dimension; default: the number of eigenvalues of ``W^T W`` above
+        ``1e-3`` times the largest (so that collapsing directions do not enter), at
+        least 1.
+
+    Returns
+    -------
+    ndarray, shape (k,)
+        ``0`` means the subspaces share that direction; ``pi / 2`` orthogonal.
+    """
+    from scipy.linalg import subspace_angles
+
+    W = V.check_array("W", W, ndim=2, dtype=np.float64)
+    F = V.check_array("F", F, ndim=2, dtype=np.float64, shape=(W.shape[1], W.shape[1]))
+    if k is None:
+        k = max(numerical_rank(W.T @ W, rtol=1e-3), 1)
+    k = V.check_int("k", k, lo=1, hi=min(W.shape))
+    _, _, Vt = np.linalg.svd(W, full_matrices=False)
+    _, U = np.linalg.eigh(0.5 * (F + F.T))
+    top = U[:, ::-1][:, :k]
+    return np.sort(subspace_angles(Vt[:k].T, top))
+
+
+def trajectory(Ws, x, x1, x2, bs=None, t=2.0, alpha=2.0, rtol=1e-6):
+    """Collapse diagnostics along a training history.
+
+    For each snapshot ``(W, b)`` the embeddings are ``z = x W^T + b``:
+
+    * ``cov_eigenvalues`` (rows: descending eigenvalues of the centred embedding
+      covariance ``Sigma_z = Z^T Z / N - zbar zbar^T`` of the *clean* data ``x``, the
+      note's Sigma), and from them ``rank`` (eigenvalues above ``rtol`` times the
+      largest), ``stable_rank``, ``entropy_rank``, ``log_eigenvalue_ratio`` and the
+      cumulative ``explained_variance``;
+    * ``wtw_stable_rank``: stable rank of ``W^T W`` (the paper's object);
+    * ``alignment`` on the positive pairs ``(x1, x2)`` and ``uniformity`` of the clean
+      embeddings, both on the unit sphere (the note's ``E_{x,t}`` and ``E_{x,y ~ data}``).
+
+    Parameters
+    ----------
+    Ws : array_like, shape (T, d1, d0)
+    x : array_like, shape (N, d0)
+        Clean data.
+    x1, x2 : array_like, shape (M, d0)
+        One fixed draw of paired views (the same at every snapshot, so that changes
+        along the trajectory are the model's, not the noise's).
+    bs : array_like, shape (T, d1), optional
+    t, alpha : float
+        Uniformity kernel scale and alignment exponent.
+    rtol : float
+        Relative tolerance of ``rank``.
+
+    Returns
+    -------
+    dict of ndarray
+        One entry per diagnostic, first axis = snapshot.
+    """
+    Ws = V.check_array("Ws", Ws, ndim=3, dtype=np.float64)
+    x = V.check_array("x", x, ndim=2, dtype=np.float64, min_rows=2)
+    x1 = V.check_array("x1", x1, ndim=2, dtype=np.float64, min_rows=1)
+    x2 = V.check_array("x2", x2, ndim=2, dtype=np.float64, shape=x1.shape)
+    if x.shape[1] != Ws.shape[2] or x1.shape[1] != Ws.shape[2]:
+        raise ValueError(f"Ws has input dimension {Ws.shape[2]} but x has {x.shape[1]} and x1 {x1.shape[1]} "
+                         "features; they must agree.")
+    if bs is not None:
+        bs = V.check_array("bs", bs, dtype=np.float64, shape=(Ws.shape[0], Ws.shape[1]))
+    rtol = V.check_scalar("rtol", rtol, lo=0.0)
+    cx = embedding_covariance(x)
+    out = {k: [] for k in ("cov_eigenvalues", "rank", "stable_rank", "entropy_rank", "log_eigenvalue_ratio",
+                           "explained_variance", "wtw_stable_rank", "alignment", "uniformity")}
+    for s, W in enumerate(Ws):
+        b = 0.0 if bs is None else bs[s]
+        ev = _eigs(W @ cx @ W.T)
+        out["cov_eigenvalues"].append(ev)
+        out["rank"].append(numerical_rank(ev, rtol))
+        out["stable_rank"].append(stable_rank(ev))
+        out["entropy_rank"].append(entropy_rank(ev))
+        out["log_eigenvalue_ratio"].append(log_eigenvalue_ratio(ev))
+        out["explained_variance"].append(explained_variance(ev))
+        out["wtw_stable_rank"].append(stable_rank(W.T @ W))
+        out["alignment"].append(alignment(x1 @ W.T + b, x2 @ W.T + b, alpha))
+        out["uniformity"].append(uniformity(x @ W.T + b, t))
+    return {k: np.asarray(v) for k, v in out.items()}

@@ -116,8 +116,9 @@ class SimulationResult:
         Eigenvalues of ``W^T W``, descending.
     history : dict of ndarray
         ``step``, ``loss`` (the training objective at that step, a stochastic estimate
-        with fresh noise), ``grad_norm`` (norm of that step's gradient) and
-        ``spectrum`` (rows: eigenvalues of ``W^T W``), every ``record_every`` steps.
+        with fresh noise), ``grad_norm`` (norm of that step's gradient),
+        ``spectrum`` (rows: eigenvalues of ``W^T W``) and the snapshots ``W`` (and ``b``
+        with a bias), every ``record_every`` steps.
     diagnostics : dict
         ``grad_norm``, ``grad_se``, ``spectral_change``, ``window``, ``converged`` and
         the tolerances used.
@@ -133,6 +134,9 @@ class SimulationResult:
         ``b * mean`` for the scale augmentation. The effective landscape uses these.
     settings : dict
         Every setting of the run (JSON-friendly).
+    track : dict of ndarray or None
+        With ``track=True``: the collapse diagnostics of
+        :func:`minissl.metrics.trajectory` at every history step (key ``step``).
     """
 
     W: np.ndarray
@@ -147,6 +151,7 @@ class SimulationResult:
     A0_model: np.ndarray
     mean_model: np.ndarray
     settings: dict = field(default_factory=dict)
+    track: dict | None = None
 
     @property
     def Sigma(self):
@@ -171,7 +176,8 @@ def simulate(loss="infonce", *, data=None, n=None, variances=None,
              replicates=1, control_variate=False, bias=False, init_scale=0.1, init="gaussian", seed=0,
              record_every=None,
              window=None, spectral_tol=1e-2, grad_tol=1e-4, grad_alpha=1e-3, check_draws=64,
-             dtype=np.float64, kappa=None, warn=True, engine="numba", **loss_params):
+             dtype=np.float64, kappa=None, warn=True, engine="numba", track=False, uniformity_t=2.0,
+             alignment_alpha=2.0, **loss_params):
     """Train a linear model ``f(x) = W x (+ b)`` on an SSL loss and report what it learned.
 
     Parameters
@@ -245,6 +251,16 @@ def simulate(loss="infonce", *, data=None, n=None, variances=None,
         float64, the whole loop runs compiled (:mod:`minissl.loops`, any of the six losses),
         drawing the same noise as the Python loop; otherwise the loop is Python and each
         step calls the loss's engine. A :class:`Loss` object brings its own engine.
+    track : bool
+        Record the companion note's collapse diagnostics every ``record_every`` steps in
+        ``result.track`` (:func:`minissl.metrics.trajectory`): the spectrum of the
+        embedding covariance of the clean data, its rank, stable rank, entropy rank, log
+        eigenvalue ratio and cumulative explained variance, the stable rank of ``W^T W``,
+        and alignment / uniformity on the unit sphere. Alignment uses one fixed draw of
+        view pairs from its own random stream, so tracking never changes the training
+        numbers.
+    uniformity_t, alignment_alpha : float
+        Uniformity kernel scale ``t`` and alignment exponent (Wang & Isola's defaults 2, 2).
 
     Returns
     -------
@@ -258,7 +274,7 @@ def simulate(loss="infonce", *, data=None, n=None, variances=None,
               record_every=record_every,
               window=window, spectral_tol=spectral_tol, grad_tol=grad_tol, grad_alpha=grad_alpha,
               check_draws=check_draws, dtype=dtype, kappa=kappa, warn=warn, engine=engine,
-              **loss_params)
+              track=track, uniformity_t=uniformity_t, alignment_alpha=alignment_alpha, **loss_params)
     return _finish(P, *_train_one(P))
 
 
@@ -269,7 +285,8 @@ def _plan(loss="infonce", *, data=None, n=None, variances=None,
              replicates=1, control_variate=False, bias=False, init_scale=0.1, init="gaussian", seed=0,
              record_every=None,
              window=None, spectral_tol=1e-2, grad_tol=1e-4, grad_alpha=1e-3, check_draws=64,
-             dtype=np.float64, kappa=None, warn=True, engine="numba", **loss_params):
+             dtype=np.float64, kappa=None, warn=True, engine="numba", track=False, uniformity_t=2.0,
+             alignment_alpha=2.0, **loss_params):
     """Validate the arguments of :func:`simulate` and set up one run (data, init, noise)."""
     if not isinstance(loss, Loss):
         if not isinstance(loss, str):
@@ -307,13 +324,18 @@ def _plan(loss="infonce", *, data=None, n=None, variances=None,
         raise ValueError(f"record_every == {record_every}, must be <= {half} (half the convergence window "
                          f"of {window} steps) so that the spectral-drift diagnostic sees the last window.")
     warn = V.check_bool("warn", warn)
+    track = V.check_bool("track", track)
+    uniformity_t = V.check_scalar("uniformity_t", uniformity_t, lo=0.0, lo_open=True)
+    alignment_alpha = V.check_scalar("alignment_alpha", alignment_alpha, lo=0.0, lo_open=True)
     if kappa is not None and not loss.normalize:
         raise ValueError(f"kappa == {kappa!r} models output normalization; it needs a loss with normalize=True.")
     V.check_choice("engine", engine, ENGINES)
     if optimizer == "adam" and momentum != 0.0:
         raise ValueError(f"momentum == {momentum!r} applies to optimizer='sgd', not 'adam'.")
 
-    data_ss, init_ss, noise_ss = np.random.SeedSequence(seed).spawn(3)
+    # a fourth stream for the tracking views: spawn(4)[:3] == spawn(3), so the data, the
+    # initialisation and the training noise do not depend on whether a run is tracked
+    data_ss, init_ss, noise_ss, track_ss = np.random.SeedSequence(seed).spawn(4)
     if data is not None and not isinstance(data, Dataset):
         raise TypeError(f"data == {type(data).__name__}, must be a minissl.data.Dataset.")
     if data is not None and (n is not None or variances is not None or cov is not None):
@@ -402,7 +424,7 @@ def _plan(loss="infonce", *, data=None, n=None, variances=None,
 def _train_one(P):
     """Run the training loop of one planned run; returns (W, b, hist, snapshots, timing)."""
     W, b = P.W, P.b
-    hist = {"step": [], "loss": [], "grad_norm": [], "spectrum": []}
+    hist = {"step": [], "loss": [], "grad_norm": [], "spectrum": [], "W": [], "b": []}
     snapshots = {}
     timing = {"compile_seconds": 0.0, "compile_source": None}
     if P.compiled:
@@ -410,7 +432,7 @@ def _train_one(P):
 
         timing["compile_seconds"], timing["compile_source"] = loops.warm_up(P.loss, P.d0, P.d1)
         t0 = time.perf_counter()
-        W, b, hW, _, hl, hg, done, views = loops.train_linear(
+        W, b, hW, hb, hl, hg, done, views = loops.train_linear(
             P.loss, P.x, P.augmentation.factor, W, b, steps=P.steps, lr=P.lr, lr_final=P.lr_final,
             cosine=P.lr_schedule == "cosine", adam=P.optimizer == "adam", momentum=P.momentum,
             fresh=P.noise == "fresh", replicates=P.replicates, rng=P.rng_noise,
@@ -419,7 +441,7 @@ def _train_one(P):
         _check_done(done, P)
         if P.noise == "fixed":
             P.fixed["views"] = views
-        return W, b, _compiled_history(P, hW, hl, hg), snapshots, timing
+        return W, b, _compiled_history(P, hW, hb, hl, hg), snapshots, timing
     t0 = time.perf_counter()
     params = [W] if b is None else [W, b]
     opt = Adam(params, P.lr) if P.optimizer == "adam" else SGD(params, P.lr, P.momentum)
@@ -429,6 +451,8 @@ def _train_one(P):
             hist["loss"].append(hist["loss"][-1] if hist["loss"] else float("nan"))
             hist["grad_norm"].append(hist["grad_norm"][-1] if hist["grad_norm"] else float("nan"))
             hist["spectrum"].append(spectrum(W))
+            hist["W"].append(W.copy())
+            hist["b"].append(None if b is None else b.copy())
             break
         with np.errstate(over="ignore", invalid="ignore"):
             v, gW, gb = P.grad_fn(W, b, True)
@@ -446,6 +470,8 @@ def _train_one(P):
                 0.0 if gb is None else float(np.sum(gb.astype(np.float64) ** 2)))
             hist["grad_norm"].append(math.sqrt(gn2))
             hist["spectrum"].append(spectrum(W))
+            hist["W"].append(W.copy())
+            hist["b"].append(None if b is None else b.copy())
         grads = [gW] if b is None else [gW, gb]
         with np.errstate(over="ignore", invalid="ignore"):
             opt.step(params, grads, _lr_at(t, P.steps, P.lr, P.lr_schedule, P.lr_final))
@@ -459,9 +485,10 @@ def _check_done(done, P):
                                  "or check for extreme parameter values.")
 
 
-def _compiled_history(P, hW, hl, hg):
+def _compiled_history(P, hW, hb, hl, hg):
     rec_steps = list(range(0, P.steps, P.record_every)) + [P.steps]
-    return {"step": rec_steps, "loss": list(hl), "grad_norm": list(hg), "spectrum": [spectrum(w) for w in hW]}
+    return {"step": rec_steps, "loss": list(hl), "grad_norm": list(hg), "spectrum": [spectrum(w) for w in hW],
+            "W": [np.array(w) for w in hW], "b": [None if P.b is None else np.array(v) for v in hb]}
 
 
 def _finish(P, W, b, hist, snapshots, timing):
@@ -556,10 +583,27 @@ def _finish(P, W, b, hist, snapshots, timing):
         "train_seconds": timing["train_seconds"], "compile_seconds": timing["compile_seconds"],
         "compile_source": timing["compile_source"],
     }
+    settings.update(track=P.track, uniformity_t=P.uniformity_t, alignment_alpha=P.alignment_alpha)
+    hb = hist.pop("b")
     history = {k: np.asarray(v) for k, v in hist.items()}
+    if P.b is not None:
+        history["b"] = np.asarray(hb)
+    track = _track(P, history) if P.track else None
     return SimulationResult(W=W, b=b, eigenvalues=ev, history=history, diagnostics=diagnostics,
                             converged=converged, dataset=P.data, C=P.C, loss=loss, A0_model=P.A0_model,
-                            mean_model=P.mean_model, settings=settings)
+                            mean_model=P.mean_model, settings=settings, track=track)
+
+
+def _track(P, history):
+    """Collapse diagnostics along the history (:func:`minissl.metrics.trajectory`)."""
+    from .metrics import trajectory
+
+    x = np.asarray(P.data.x, dtype=np.float64)
+    x1, x2 = P.augmentation.views(x, np.random.default_rng(P.track_ss), 1)
+    tr = trajectory(np.asarray(history["W"], dtype=np.float64), x, x1[0], x2[0],
+                    bs=history.get("b"), t=P.uniformity_t, alpha=P.alignment_alpha)
+    tr["step"] = np.asarray(history["step"])
+    return tr
 
 
 def _group_key(P):
@@ -617,7 +661,7 @@ def simulate_batch(configs, **common):
         P0 = plans[idx[0]]
         comp_s, comp_src = loops.warm_up(P0.loss, P0.d0, P0.d1, batch=True)
         t0 = time.perf_counter()
-        Ws, bs, hW, _, hl, hg, done, (x1s, x2s) = loops.train_batch(
+        Ws, bs, hW, hb, hl, hg, done, (x1s, x2s) = loops.train_batch(
             P0.loss, np.stack([plans[k].x for k in idx]),
             np.stack([plans[k].augmentation.factor for k in idx]),
             np.stack([plans[k].W for k in idx]),
@@ -635,5 +679,6 @@ def simulate_batch(configs, **common):
             if P.noise == "fixed":
                 P.fixed["views"] = (x1s[j], x2s[j])
             results[k] = _finish(P, Ws[j], None if bs is None else bs[j],
-                                 _compiled_history(P, hW[j], hl[j], hg[j]), {}, timing)
+                                 _compiled_history(P, hW[j], None if hb is None else hb[j], hl[j], hg[j]),
+                                 {}, timing)
     return results

@@ -11,11 +11,17 @@ Variants shared by every loss (Sec. 3.2 of Ziyin et al. 2023):
 * a bias ``b`` (pass ``b=`` to :meth:`Loss.value_and_grad`);
 * ``weight_decay = gamma``: ``+ gamma * ||W||_F^2`` (the bias is not decayed).
 
-Engines: ``engine="numba"`` (default) runs a compiled step for every loss and variant —
-the fused pair kernels of :mod:`minissl.losses.kernels` (InfoNCE family) and
-:mod:`minissl.losses.kernels_scl`, and :mod:`minissl.losses.kernels_decorrelation`
+Engines: ``engine="numba"`` (default) runs a compiled step for every loss and variant
+except ``simclr`` — the fused pair kernels of :mod:`minissl.losses.kernels` (InfoNCE
+family) and :mod:`minissl.losses.kernels_scl`, and :mod:`minissl.losses.kernels_decorrelation`
 (Barlow Twins, VICReg); ``engine="numpy"`` runs the readable reference of
 :mod:`minissl.losses.reference`, which every kernel is tested against.
+
+``simclr`` (the standard cosine/temperature NT-Xent, :mod:`minissl.losses.simclr`) has no
+Numba kernel: with either engine it runs the NumPy core (``Loss.accelerated`` is False,
+so :func:`minissl.simulate` uses its Python training loop). It normalises its outputs
+itself, so it refuses ``normalize=True``; ``temperature`` plays the role of ``1/c``
+(see docs/conventions.md).
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validation as V
-from . import reference
+from . import reference, simclr
 
 __all__ = ["Loss", "get_loss", "LOSS_NAMES", "ENGINES"]
 
-LOSS_NAMES = ("infonce", "weighted", "beta", "scl", "barlow", "vicreg")
+LOSS_NAMES = ("infonce", "weighted", "beta", "scl", "barlow", "vicreg", "simclr")
 ENGINES = ("numba", "numpy")
-_ACCELERATED = LOSS_NAMES
+# losses with a compiled Numba kernel; "simclr" has none and runs its NumPy core with any engine
+_ACCELERATED = ("infonce", "weighted", "beta", "scl", "barlow", "vicreg")
 
 # name -> (core function, {param: (default, validator)})
 _COMMON = {"normalize": False, "c": 1.0, "weight_decay": 0.0, "norm_eps": 1e-12, "engine": "numba"}
@@ -72,6 +79,13 @@ _SPECS = {
             "eps": (1e-4, lambda v: V.check_scalar("eps", v, lo=0.0, lo_open=True)),
         },
     ),
+    "simclr": (
+        simclr.simclr_core,
+        {
+            "temperature": (0.5, lambda v: V.check_scalar("temperature", v, lo=0.0, lo_open=True)),
+            "decoupled": (False, lambda v: V.check_bool("decoupled", v)),
+        },
+    ),
 }
 
 
@@ -94,8 +108,22 @@ class Loss:
         self.c = V.check_scalar("c", c, lo=0.0, lo_open=True)
         self.weight_decay = V.check_scalar("weight_decay", weight_decay, lo=0.0)
         self.norm_eps = V.check_scalar("norm_eps", norm_eps, lo=0.0, lo_open=True)
+        if name == "simclr":
+            if self.normalize:
+                raise ValueError(
+                    "normalize == True is not allowed for loss 'simclr': it already normalises its "
+                    "outputs (cosine similarity u = f/|f|, scaled by 1/temperature); leave normalize=False "
+                    "and set temperature (the Gaussian-kernel losses with normalize=True, c = 1/temperature "
+                    "are the equivalent, see docs/conventions.md).")
+            if self.c != 1.0:
+                raise ValueError(
+                    f"c == {self.c!r} has no effect on loss 'simclr' (c is the squared output norm under "
+                    "normalize=True, which simclr refuses); its scale is 1/temperature: set temperature "
+                    "instead.")
         kw = dict(self.params)
-        if name == "infonce":
+        if name == "simclr":
+            kw["eps"] = self.norm_eps
+        elif name == "infonce":
             kw.update(alpha=1.0, beta=1.0)
         elif name == "weighted":
             kw.update(beta=1.0)
@@ -212,13 +240,18 @@ def get_loss(name, **params):
 
     Parameters
     ----------
-    name : {"infonce", "weighted", "beta", "scl", "barlow", "vicreg"}
+    name : {"infonce", "weighted", "beta", "scl", "barlow", "vicreg", "simclr"}
         ``infonce``: Eq. (1) of Ziyin et al. (2023). ``weighted``: Eq. (7), param
         ``alpha`` (default 0, the paper's NT-Xent). ``beta``: beta-InfoNCE of Sec. 4.2,
         param ``beta`` (default 0.5) and ``alpha`` (default 1). ``scl``: spectral
         contrastive loss, Eq. (14). ``barlow``: Barlow Twins, params ``lam`` (5e-3),
         ``standardize`` (True), ``eps`` (1e-5). ``vicreg``: VICReg, params ``inv``,
-        ``var``, ``cov`` (25, 25, 1), ``gamma`` (1), ``eps`` (1e-4).
+        ``var``, ``cov`` (25, 25, 1), ``gamma`` (1), ``eps`` (1e-4). ``simclr``: SimCLR's
+        NT-Xent (cosine similarity / temperature, 2N anchors, 2N - 2 negatives; see
+        :func:`minissl.losses.simclr.simclr_core`), params ``temperature`` (0.5) and
+        ``decoupled`` (False; True drops the positive from the denominator, DCL); it
+        refuses ``normalize=True`` (it normalises itself) and ``c != 1``, and has no Numba
+        kernel (any engine runs its NumPy core).
         The InfoNCE family and SCL also take ``negatives`` ("view1" or "both").
     **params
         The loss's own parameters and the common ones: ``normalize`` (bool, default

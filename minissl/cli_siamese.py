@@ -1,0 +1,97 @@
+"""``minissl simulate --loss simsiam|byol``: report of a non-contrastive linear run."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import __version__
+from .metrics import numerical_rank
+
+
+def siamese_report(res, rank_tol, elapsed):
+    """JSON-friendly summary of a :class:`minissl.siamese.SiameseResult`."""
+    th = res.theory
+    learned = res.eigenvalues
+    out = {
+        "minissl_version": __version__,
+        "settings": res.settings,
+        "learned_eigenvalues": learned,
+        "predicted_eigenvalues": None if th is None or np.any(np.isnan(th["w2_sorted"])) else th["w2_sorted"],
+        "F_eigenvalues": None if th is None else th["s"],
+        "C_eigenvalues_along_F": None if th is None else th["c"],
+        "predicted_alive": None if th is None else th["alive"],
+        "predicted_predictor": None if th is None or th["collapse"] else th["p"],
+        "predicted_collapse": None if th is None else th["collapse"],
+        "estep_optimum": None if th is None else th["estep"],
+        "learned_predictor_eigenvalues": np.sort(np.linalg.eigvals(res.P).real)[::-1],
+        "rank_tol": rank_tol,
+        "learned_rank": 0 if res.checks["complete_collapse"] else numerical_rank(learned, rank_tol),
+        "checks": res.checks,
+        "seconds": elapsed,
+    }
+    if out["predicted_eigenvalues"] is not None:
+        pred = out["predicted_eigenvalues"]
+        out["predicted_rank"] = int(np.sum(th["alive"]))
+        if pred[0] > 0:
+            out["max_abs_diff_rel_to_top"] = float(np.max(np.abs(learned - pred)) / max(pred[0], learned[0]))
+    return out
+
+
+def format_siamese(r):
+    s = r["settings"]
+    mech = [("predictor", s["predictor"]), ("stop-gradient", s["stop_gradient"])]
+    if s["method"] == "byol":
+        mech = [("predictor", s["predictor"]), (f"EMA target (ema={s['ema']:g})", True)]
+    mech.append(("batch norm", s["batchnorm"]))
+    title = {"simsiam": "SimSiam", "byol": "BYOL"}[s["method"]]
+    lines = [f"minissl simulate: linear {title} ({s['objective']} objective), "
+             + ", ".join(("with " if on else "WITHOUT ") + m for m, on in mech)
+             + f"; weight decay {s['weight_decay']:g}",
+             f"data: N={s['n']}, d0={s['d0']} -> d1={s['d1']}; augmentation {s['augmentation']}"
+             + (f" sigma={s['sigma']:g}" if s["sigma"] is not None else ""),
+             f"train: {s['optimizer']} lr={s['lr']:g} ({s['lr_schedule']}), predictor lr x{s['predictor_lr']:g}, "
+             f"{s['steps']} steps, fresh noise, seed={s['seed']}  [{s['train_seconds']:.1f} s]", ""]
+    pred = r["predicted_eigenvalues"]
+    lines.append("  i   learned eig(W^T W)   predicted     F eigenvalue  learned P eig  p_+ (theory)  E-step s/(s+c)")
+    for i, lv in enumerate(r["learned_eigenvalues"]):
+        cells = [f"  {i + 1:<3} {lv:<20.5g}"]
+        if pred is not None:
+            cells.append(f"{pred[i]:<13.5g}")
+        else:
+            cells.append(f"{'n/a':<13}")
+        if r["F_eigenvalues"] is not None:
+            cells.append(f"{r['F_eigenvalues'][i]:<13.4g}")
+        pe = r["learned_predictor_eigenvalues"]
+        cells.append(f"{pe[i]:<14.4g}" if i < len(pe) and s["predictor"] else f"{'-':<14}")
+        if r["predicted_predictor"] is not None:
+            cells.append(f"{r['predicted_predictor'][i]:<13.4g} {r['estep_optimum'][i]:<.4g}")
+        lines.append(" ".join(cells))
+    lines.append("")
+    c = r["checks"]
+    if c["complete_collapse"]:
+        lines.append(f"COMPLETE COLLAPSE: |W| / |W_0| = {c['norm_ratio']:.3g}")
+    else:
+        lines.append(f"no complete collapse: |W| / |W_0| = {c['norm_ratio']:.3g}; stable rank of the embedding "
+                     f"covariance {c['stable_rank']:.3f}" + (" (dimensional collapse to one direction)"
+                                                           if c["stable_rank"] < 1.05 and s["d1"] > 1 else ""))
+    if r["predicted_collapse"]:
+        lines.append(f"prediction: complete collapse ({r['predicted_collapse']})")
+    if pred is not None:
+        lines.append(f"rank (eigenvalues > {r['rank_tol']:g} x largest; 0 after complete collapse): learned "
+                     f"{r['learned_rank']}, predicted {r['predicted_rank']}"
+                     + (f"; max |learned - predicted| = {r['max_abs_diff_rel_to_top']:.3g} x top"
+                        if "max_abs_diff_rel_to_top" in r else ""))
+    elif r["F_eigenvalues"] is not None:
+        lines.append("prediction: without weight decay W is not pinned (w^2 - p^2 / rho is conserved); "
+                     "use --weight-decay > 0 for a predicted spectrum")
+    else:
+        lines.append("prediction: the closed form covers the MSE objective without batch norm and a noise "
+                     "covariance that commutes with F")
+    if "principal_angles_deg" in c:
+        ang = c["principal_angles_deg"]
+        lines.append(f"principal angles between W's row space and F's top {len(ang)} eigenvectors (deg): "
+                     + ", ".join(f"{a:.2f}" for a in ang))
+    if "predictor_gap" in c:
+        lines.append(f"predictor vs E-step optimum A* = Sigma21 Sigma11^-1: |P - A*| / |A*| = {c['predictor_gap']:.3g}"
+                     " (O(weight decay) at the fixed point)")
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""CLI: simulate --loss simsiam|byol, --track outputs, simclr options, option applicability."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from minissl import metrics as M
+from minissl.cli import main
+
+
+def _run(args):
+    return CliRunner().invoke(main, ["simulate", *args], catch_exceptions=False)
+
+
+def test_simsiam_cli_matches_library_and_theory(tmp_path):
+    out = tmp_path / "r.json"
+    r = _run(["--loss", "simsiam", "--sigma", "1.0", "--steps", "4000", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "principal angles" in r.output and "E-step optimum" in r.output
+    rep = json.loads(out.read_text())
+    pred = np.array(rep["predicted_eigenvalues"])
+    learned = np.array(rep["learned_eigenvalues"])
+    alive = int(np.sum(rep["predicted_alive"]))
+    assert alive == 4
+    assert np.allclose(learned[:alive], pred[:alive], rtol=0.05)
+    assert max(rep["checks"]["principal_angles_deg"]) < 3.0
+    assert rep["settings"]["optimizer"] == "sgd" and rep["settings"]["weight_decay"] == 0.05
+
+
+def test_ablations_collapse_on_the_command_line():
+    for extra in (["--no-predictor"], ["--no-stop-gradient"]):
+        r = _run(["--loss", "simsiam", "--sigma", "1.0", "--steps", "1500", *extra])
+        assert r.exit_code == 0, r.output
+        assert "COMPLETE COLLAPSE" in r.output
+        assert "prediction: complete collapse" in r.output
+    r = _run(["--loss", "byol", "--sigma", "1.0", "--steps", "3000"])
+    assert r.exit_code == 0 and "no complete collapse" in r.output
+    r = _run(["--loss", "simsiam", "--no-predictor", "--batchnorm", "--steps", "1500"])
+    assert "dimensional collapse to one direction" in r.output
+
+
+def test_track_outputs(tmp_path):
+    csv_path, png, js = tmp_path / "t.csv", tmp_path / "t.png", tmp_path / "r.json"
+    r = _run(["--loss", "infonce", "--sigma", "1.0", "--steps", "400", "--track", "--track-csv", str(csv_path),
+              "--track-plot", str(png), "--json", str(js), "--uniformity-t", "1.5"])
+    assert r.exit_code == 0, r.output
+    assert "collapse diagnostics during training" in r.output
+    rows = list(csv.DictReader(csv_path.open()))
+    assert len(rows) == 201 and rows[-1]["step"] == "400"
+    rep = json.loads(js.read_text())
+    assert len(rep["track"]) == 201 and rep["settings"]["uniformity_t"] == 1.5
+    # the CSV holds the numbers of the library's trajectory (stable rank of ev columns)
+    ev = [float(rows[-1][f"ev{i}"]) for i in range(1, 6)]
+    assert float(rows[-1]["stable_rank"]) == pytest.approx(M.stable_rank(np.array(ev)), rel=1e-9)
+    pytest.importorskip("matplotlib")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, opt", [
+    (["--loss", "simsiam", "--alpha", "1"], "--alpha"),
+    (["--loss", "simsiam", "--normalize"], "--normalize"),
+    (["--loss", "infonce", "--no-predictor"], "--predictor"),
+    (["--loss", "byol", "--no-stop-gradient"], "--stop-gradient"),
+    (["--loss", "simsiam", "--ema", "0.5"], "--ema"),
+    (["--loss", "infonce", "--temperature", "0.5"], "--temperature"),
+    (["--loss", "infonce", "--track-plot", "x.png"], "--track-plot"),
+    (["--loss", "simclr", "--normalize"], "--normalize"),
+    (["--loss", "simclr", "--model", "effective"], "--model"),
+    (["--loss", "simsiam", "--augmentation", "scale"], "--augmentation"),
+    (["--loss", "simclr", "--temperature", "0"], "--temperature"),
+    (["--loss", "byol", "--ema", "1"], "ema"),
+])
+def test_inapplicable_or_bad_options_exit_2(args, opt):
+    r = _run(args)
+    assert r.exit_code == 2, r.output
+    assert opt in r.output
+
+
+def test_simclr_on_the_command_line():
+    r = _run(["--loss", "simclr", "--temperature", "0.3", "--n", "32", "--steps", "60", "--decoupled"])
+    assert r.exit_code == 0, r.output
+    assert "temperature=0.3" in r.output and "decoupled=True" in r.output
