@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from . import __version__
+from . import _validation as V
 from ._cli_common import _LOSS_TITLES, _checked, _float_list, _integer, _json_path, _real, write_json
 from .landscape import predict
 from .losses import LOSS_NAMES, get_loss
@@ -51,7 +52,8 @@ def main():
               help="simsiam: stop the gradient through the target branch.")
 @click.option("--batchnorm/--no-batchnorm", default=False, show_default=True,
               help="simsiam/byol: batch-normalise the embeddings (no affine parameters).")
-@click.option("--ema", callback=_real(lo=0.0, hi=1.0), type=float, default=None,
+@click.option("--ema", callback=_checked(lambda name, v: V.check_scalar(name, v, lo=0.0, hi=1.0, hi_open=True)),
+              type=float, default=None,
               help="byol: target EMA decay in [0, 1) (default 0.99).")
 @click.option("--objective", type=click.Choice(["mse", "cosine"]), default="mse", show_default=True,
               help="simsiam/byol: squared error (Tian et al. 2021, with theory) or negative cosine (Chen & He).")
@@ -147,7 +149,7 @@ def simulate_cmd(loss_name, alpha, beta, negatives, lam, temperature, decoupled,
     if siamese:
         _run_siamese(loss_name, n=n, variances=variances, augmentation=augmentation, sigma=sigma, theta=theta,
                      d1=out_dim, predictor=predictor, stop_gradient=stop_gradient, batchnorm=batchnorm,
-                     objective=objective, ema=0.99 if ema is None else ema, weight_decay=weight_decay,
+                     objective=objective, ema=ema, weight_decay=weight_decay,
                      steps=steps, lr=lr, predictor_lr=predictor_lr, predictor_init=predictor_init,
                      optimizer=optimizer, lr_schedule=lr_schedule, seed=seed, uniformity_t=uniformity_t,
                      rank_tol=rank_tol, track=track, track_csv=track_csv, track_plot=track_plot,
@@ -207,6 +209,8 @@ def _run_siamese(method, *, rank_tol, track, track_csv, track_plot, json_path, *
         raise click.UsageError(str(exc)) from None
     except FloatingPointError as exc:
         raise click.ClickException(str(exc)) from None
+    except MemoryError:
+        raise click.ClickException(f"not enough memory for N={kw['n']}; lower --n.") from None
     report = siamese_report(res, rank_tol, elapsed)
     click.echo(format_siamese(report))
     if track:
@@ -258,12 +262,14 @@ def _check_applicable(ctx, loss_name, augmentation, normalize, model, track):
     if siamese and augmentation == "scale":
         raise click.BadParameter("--augmentation scale is not available for simsiam/byol (additive noise only).",
                                  param_hint="'--augmentation'")
+    rules.update({
+        "sigma": (augmentation != "scale", "--augmentation isotropic or structured"),
+        "theta": (augmentation == "structured", "--augmentation structured"),
+    })
     if siamese:
         _reject(ctx, rules)
         return
     rules.update({
-        "sigma": (augmentation != "scale", "--augmentation isotropic or structured"),
-        "theta": (augmentation == "structured", "--augmentation structured"),
         "scale_b": (augmentation == "scale", "--augmentation scale"),
         "negatives": (loss_name in ("infonce", "weighted", "beta", "scl"), "--loss infonce/weighted/beta/scl"),
         "standardize": (loss_name == "barlow", "--loss barlow"),
@@ -420,6 +426,7 @@ def _format(r):
 
 
 def _register():
+    from .cli_imbalance import imbalance_cmd
     from .cli_nonlinear import nonlinear_cmd
     from .cli_reproduce import reproduce_cmd
     from .cli_theory import theory_cmd
@@ -427,6 +434,7 @@ def _register():
     main.add_command(theory_cmd)
     main.add_command(reproduce_cmd)
     main.add_command(nonlinear_cmd)
+    main.add_command(imbalance_cmd)
 
 
 _register()

@@ -17,12 +17,13 @@ def siamese_report(res, rank_tol, elapsed):
         "settings": res.settings,
         "learned_eigenvalues": learned,
         "predicted_eigenvalues": None if th is None or np.any(np.isnan(th["w2_sorted"])) else th["w2_sorted"],
-        "F_eigenvalues": None if th is None else th["s"],
+        "F_eigenvalues": np.linalg.eigvalsh(res.F)[::-1] if th is None else th["s"],
         "C_eigenvalues_along_F": None if th is None else th["c"],
         "predicted_alive": None if th is None else th["alive"],
         "predicted_predictor": None if th is None or th["collapse"] else th["p"],
         "predicted_collapse": None if th is None else th["collapse"],
         "estep_optimum": None if th is None else th["estep"],
+        # real parts (P need not be symmetric; at the fixed point its eigenvalues are real)
         "learned_predictor_eigenvalues": np.sort(np.linalg.eigvals(res.P).real)[::-1],
         "rank_tol": rank_tol,
         "learned_rank": 0 if res.checks["complete_collapse"] else numerical_rank(learned, rank_tol),
@@ -59,8 +60,7 @@ def format_siamese(r):
             cells.append(f"{pred[i]:<13.5g}")
         else:
             cells.append(f"{'n/a':<13}")
-        if r["F_eigenvalues"] is not None:
-            cells.append(f"{r['F_eigenvalues'][i]:<13.4g}")
+        cells.append(f"{r['F_eigenvalues'][i]:<13.4g}" if i < len(r["F_eigenvalues"]) else f"{'':<13}")
         pe = r["learned_predictor_eigenvalues"]
         cells.append(f"{pe[i]:<14.4g}" if i < len(pe) and s["predictor"] else f"{'-':<14}")
         if r["predicted_predictor"] is not None:
@@ -81,16 +81,20 @@ def format_siamese(r):
                      f"{r['learned_rank']}, predicted {r['predicted_rank']}"
                      + (f"; max |learned - predicted| = {r['max_abs_diff_rel_to_top']:.3g} x top"
                         if "max_abs_diff_rel_to_top" in r else ""))
-    elif r["F_eigenvalues"] is not None:
+    elif r["predicted_alive"] is not None and s["predictor"] and s["stop_gradient"]:
         lines.append("prediction: without weight decay W is not pinned (w^2 - p^2 / rho is conserved); "
                      "use --weight-decay > 0 for a predicted spectrum")
+    elif r["predicted_alive"] is not None:
+        lines.append("prediction: W does not move along directions with no augmentation noise and no weight "
+                     "decay (c + eta = 0); the other directions decay to 0")
     else:
         lines.append("prediction: the closed form covers the MSE objective without batch norm and a noise "
                      "covariance that commutes with F")
     if "principal_angles_deg" in c:
         ang = c["principal_angles_deg"]
         lines.append(f"principal angles between W's row space and F's top {len(ang)} eigenvectors (deg): "
-                     + ", ".join(f"{a:.2f}" for a in ang))
+                     + ", ".join(f"{a:.2f}" for a in ang)
+                     + f"; share of |W|^2 outside that eigenspace {c['energy_outside_top']:.2g}")
     if "predictor_gap" in c:
         lines.append(f"predictor vs E-step optimum A* = Sigma21 Sigma11^-1: |P - A*| / |A*| = {c['predictor_gap']:.3g}"
                      " (O(weight decay) at the fixed point)")

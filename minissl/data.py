@@ -35,6 +35,10 @@ __all__ = [
     "GaussianNoise",
     "ScaleAugmentation",
     "make_augmentation",
+    "MixtureDataset",
+    "gaussian_mixture",
+    "imbalance_weights",
+    "dirichlet_weights",
 ]
 
 
@@ -298,3 +302,203 @@ def make_augmentation(kind, dim, sigma=1.0, theta=0.5, content_dims=None, b=1.0)
     if kind == "structured":
         return StructuredNoise(sigma, theta, dim, content_dims)
     return ScaleAugmentation(b)
+
+
+# --------------------------------------------------------------------------- class mixtures
+
+@dataclass(frozen=True)
+class MixtureDataset(Dataset):
+    """A :class:`Dataset` drawn from a Gaussian mixture, with its class labels.
+
+    Everything a :class:`Dataset` has (``x``, ``A0``, ``A0_centered``, ``population``;
+    accepted wherever a Dataset is), plus:
+
+    Attributes
+    ----------
+    labels : ndarray of int, shape (N,)
+        Class of each sample, ``0 .. K-1``.
+    means : ndarray, shape (K, d0)
+        Class means.
+    weights : ndarray, shape (K,)
+        Class probabilities (normalised to sum 1).
+    within : float
+        Within-class standard deviation (isotropic).
+    population : ndarray, shape (d0, d0)
+        The mixture's covariance (mean removed):
+        ``sum_k w_k mu_k mu_k^T - m m^T + within^2 I`` with ``m = sum_k w_k mu_k``.
+    """
+
+    labels: np.ndarray
+    means: np.ndarray
+    weights: np.ndarray
+    within: float
+
+    @property
+    def n_classes(self):
+        """Number of classes ``K`` (including any with weight 0)."""
+        return self.means.shape[0]
+
+    @property
+    def counts(self):
+        """Number of samples of each class, shape (K,)."""
+        return np.bincount(self.labels, minlength=self.n_classes)
+
+    @property
+    def population_mean(self):
+        """``m = sum_k w_k mu_k``."""
+        return self.weights @ self.means
+
+    @property
+    def population_A0(self):
+        """Population second moment ``sum_k w_k mu_k mu_k^T + within^2 I`` (the paper's A0)."""
+        return (self.means.T * self.weights) @ self.means + self.within**2 * np.eye(self.means.shape[1])
+
+
+def imbalance_weights(k, ratio):
+    """Geometric class weights with a given imbalance ratio ``n_max / n_min``.
+
+    ``w_j proportional to ratio^(-j / (k - 1))`` for ``j = 0 .. k-1``: class 0 is the
+    majority, class ``k - 1`` the minority, and ``w_0 / w_{k-1} == ratio``
+    (``ratio = 1``: balanced).
+
+    Parameters
+    ----------
+    k : int, >= 1
+        Number of classes.
+    ratio : float, >= 1
+        Imbalance ratio (finite).
+
+    Returns
+    -------
+    ndarray, shape (k,)
+        Non-negative, summing to 1, non-increasing.
+    """
+    k = V.check_int("k", k, lo=1)
+    ratio = V.check_scalar("ratio", ratio, lo=1.0)
+    if k == 1:
+        return np.ones(1)
+    with np.errstate(under="ignore"):
+        w = np.exp(-np.log(ratio) * np.arange(k) / (k - 1))
+    return w / w.sum()
+
+
+def dirichlet_weights(k, alpha, seed=0):
+    """Class weights drawn from a symmetric Dirichlet(alpha) distribution.
+
+    The protocol of Appendix C of Ziyin et al. (2023) (after Hsu et al. 2019): a small
+    ``alpha`` gives a highly imbalanced draw (some classes nearly or exactly empty), a
+    large one a nearly balanced one; ``alpha = inf`` gives exactly uniform weights.
+
+    Parameters
+    ----------
+    k : int, >= 1
+    alpha : float, > 0 (``numpy.inf`` allowed)
+    seed : int or numpy.random.Generator
+
+    Returns
+    -------
+    ndarray, shape (k,)
+        Non-negative, summing to 1.
+    """
+    k = V.check_int("k", k, lo=1)
+    alpha = V.check_scalar("alpha", alpha, lo=0.0, lo_open=True, allow_inf=True)
+    if np.isinf(alpha):
+        return np.full(k, 1.0 / k)
+    rng = V.check_rng(seed)
+    w = rng.dirichlet(np.full(k, alpha))
+    if not np.all(np.isfinite(w)) or w.sum() <= 0:
+        raise ValueError(f"alpha == {alpha!r} is too small: the Dirichlet draw underflows; use alpha >= 1e-3.")
+    return w / w.sum()
+
+
+def _stratified_counts(n, w):
+    """Largest-remainder counts ``~ n w`` with at least one sample per class of weight > 0."""
+    raw = n * w
+    counts = np.floor(raw).astype(np.int64)
+    rest = n - int(counts.sum())
+    order = np.lexsort((np.arange(w.size), -(raw - counts)))  # largest remainder first, ties by index
+    counts[order[:rest]] += 1
+    for j in np.flatnonzero((w > 0) & (counts == 0)):
+        counts[int(np.argmax(counts))] -= 1  # n >= #positive classes, so the largest count is >= 2
+        counts[j] = 1
+    return counts
+
+
+def gaussian_mixture(n, means, weights=None, within=1.0, seed=0, stratified=False, dtype=np.float64):
+    """Draw ``n`` samples from a Gaussian mixture with isotropic within-class noise.
+
+    ``x = mu_y + within * z`` with class ``y ~ weights`` and ``z ~ N(0, I)``.
+
+    Parameters
+    ----------
+    n : int, >= 2
+        Number of samples; at least the number of classes with weight > 0.
+    means : array_like, shape (K, d0)
+        Class means, one per row (finite).
+    weights : array_like, shape (K,), optional
+        Class probabilities, >= 0 with a positive sum; normalised to sum 1. Default
+        uniform. See :func:`imbalance_weights` and :func:`dirichlet_weights`.
+    within : float, >= 0
+        Within-class standard deviation.
+    seed : int or numpy.random.Generator
+        The same seed gives the same labels and samples.
+    stratified : bool
+        ``False`` (default): labels i.i.d. from ``weights`` (class counts are multinomial).
+        ``True``: class counts fixed at ``n * weights`` rounded by largest remainder,
+        every class of positive weight getting at least one sample (a controlled
+        imbalance without sampling noise in the counts); the order is shuffled.
+    dtype : {float64, float32}
+
+    Returns
+    -------
+    MixtureDataset
+        A :class:`Dataset` (``A0`` is the empirical second moment, ``A0_centered`` the
+        empirical covariance) with ``labels``, ``means``, ``weights`` and ``within``.
+    """
+    n = V.check_int("n", n, lo=2)
+    dtype = V.check_dtype("dtype", dtype)
+    mu = V.check_array("means", means, ndim=2, dtype=np.float64)
+    if mu.shape[0] < 1 or mu.shape[1] < 1:
+        raise ValueError(f"means has shape {mu.shape}, must be (K, d0) with K >= 1 classes and d0 >= 1.")
+    k, d0 = mu.shape
+    if weights is None:
+        w = np.full(k, 1.0 / k)
+    else:
+        w = V.check_array("weights", weights, ndim=1, dtype=np.float64)
+        if w.shape != (k,):
+            raise ValueError(f"weights has shape {w.shape}, must have shape ({k},) (one weight per row of means).")
+        if np.any(w < 0):
+            raise ValueError(f"weights contains {float(w.min())!r}, all entries must be >= 0.")
+        total = float(w.sum())
+        if not total > 0:
+            raise ValueError("weights sums to 0, must have a positive sum (at least one class with weight > 0).")
+        w = w / total
+    within = V.check_scalar("within", within, lo=0.0)
+    stratified = V.check_bool("stratified", stratified)
+    nonempty = int(np.count_nonzero(w > 0))
+    if n < nonempty:
+        raise ValueError(f"n == {n}, must be >= {nonempty} (the number of classes with weight > 0).")
+    scale = max(float(np.max(np.abs(mu))), within)
+    if not np.isfinite(scale * scale * d0):
+        raise ValueError(f"the data's second moment overflows float64; means or within are too large "
+                         f"(largest == {scale:.3g}).")
+    rng = V.check_rng(seed)
+    if stratified:
+        labels = np.repeat(np.arange(k), _stratified_counts(n, w))
+        labels = labels[rng.permutation(n)]
+    else:
+        labels = rng.choice(k, size=n, p=w)
+    z = rng.standard_normal((n, d0))
+    x64 = mu[labels] + within * z
+    m = w @ mu
+    pop = (mu.T * w) @ mu - np.outer(m, m) + within**2 * np.eye(d0)
+    return MixtureDataset(
+        x=np.ascontiguousarray(x64, dtype=dtype),
+        A0=x64.T @ x64 / n,
+        A0_centered=covariance(x64),
+        population=0.5 * (pop + pop.T),
+        labels=labels.astype(np.int64),
+        means=mu,
+        weights=w,
+        within=within,
+    )

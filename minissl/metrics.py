@@ -27,6 +27,8 @@ Conventions
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _validation as V
@@ -199,12 +201,22 @@ def uniformity(z, t=2.0, normalize=True):
     t = V.check_scalar("t", t, lo=0.0, lo_open=True)
     if V.check_bool("normalize", normalize):
         z = _unit_rows(z)
+    # row blocks with a running log-sum-exp: O(N * block) memory for any N
+    n = z.shape[0]
     sq = np.sum(z * z, axis=1)
-    D = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (z @ z.T), 0.0)
-    iu = np.triu_indices(z.shape[0], k=1)
-    a = -t * D[iu]
-    m = float(np.max(a))
-    return float(m + np.log(np.mean(np.exp(a - m))))
+    block = max(1, min(n, 2_000_000 // max(n, 1)))
+    m, acc = -np.inf, 0.0
+    for i0 in range(0, n - 1, block):
+        i1 = min(i0 + block, n - 1)
+        D = np.maximum(sq[i0:i1, None] + sq[None, :] - 2.0 * (z[i0:i1] @ z.T), 0.0)
+        a = -t * D
+        a[np.arange(n)[None, :] <= np.arange(i0, i1)[:, None]] = -np.inf  # keep pairs i < j only
+        bm = float(np.max(a))
+        if bm > m:
+            acc = acc * math.exp(m - bm) if m > -np.inf else 0.0
+            m = bm
+        acc += float(np.sum(np.exp(a - m)))
+    return float(m + math.log(acc / (n * (n - 1) / 2)))
 
 
 def principal_angles(W, F, k=None):
@@ -253,7 +265,8 @@ def trajectory(Ws, x, x1, x2, bs=None, t=2.0, alpha=2.0, rtol=1e-6):
       note's Sigma), and from them ``rank`` (eigenvalues above ``rtol`` times the
       largest), ``stable_rank``, ``entropy_rank``, ``log_eigenvalue_ratio`` and the
       cumulative ``explained_variance``;
-    * ``wtw_stable_rank``: stable rank of ``W^T W`` (the paper's object);
+    * ``wtw_eigenvalues`` and ``wtw_stable_rank``: spectrum (descending) and stable rank
+      of ``W^T W`` (the paper's object);
     * ``alignment`` on the positive pairs ``(x1, x2)`` and ``uniformity`` of the clean
       embeddings, both on the unit sphere (the note's ``E_{x,t}`` and ``E_{x,y ~ data}``).
 
@@ -288,7 +301,8 @@ def trajectory(Ws, x, x1, x2, bs=None, t=2.0, alpha=2.0, rtol=1e-6):
     rtol = V.check_scalar("rtol", rtol, lo=0.0)
     cx = embedding_covariance(x)
     out = {k: [] for k in ("cov_eigenvalues", "rank", "stable_rank", "entropy_rank", "log_eigenvalue_ratio",
-                           "explained_variance", "wtw_stable_rank", "alignment", "uniformity")}
+                           "explained_variance", "wtw_eigenvalues", "wtw_stable_rank", "alignment",
+                           "uniformity")}
     for s, W in enumerate(Ws):
         b = 0.0 if bs is None else bs[s]
         ev = _eigs(W @ cx @ W.T)
@@ -298,7 +312,9 @@ def trajectory(Ws, x, x1, x2, bs=None, t=2.0, alpha=2.0, rtol=1e-6):
         out["entropy_rank"].append(entropy_rank(ev))
         out["log_eigenvalue_ratio"].append(log_eigenvalue_ratio(ev))
         out["explained_variance"].append(explained_variance(ev))
-        out["wtw_stable_rank"].append(stable_rank(W.T @ W))
+        wev = _eigs(W.T @ W)
+        out["wtw_eigenvalues"].append(wev)
+        out["wtw_stable_rank"].append(stable_rank(wev))
         out["alignment"].append(alignment(x1 @ W.T + b, x2 @ W.T + b, alpha))
         out["uniformity"].append(uniformity(x @ W.T + b, t))
     return {k: np.asarray(v) for k, v in out.items()}

@@ -41,13 +41,16 @@ covariance ``C`` commuting with ``F``, each common eigendirection (``F`` eigenva
 
 (``rho``: the predictor's relative learning rate). Hence (see :func:`fixed_points`)
 
-* without a predictor (``p = 1``): ``dw/dt = -w (c + eta)``, every direction decays:
-  **complete collapse** whenever ``c + eta > 0``;
-* with a predictor, ``w = 0`` is unstable when ``p`` lies between the two roots of
+* without a predictor (``p = 1``): ``dw/dt = -w (c + eta)`` (``-(2c + eta) w`` without
+  the stop-gradient too), every direction decays: **complete collapse** whenever
+  ``c + eta > 0``;
+* with a predictor, ``w = 0`` is unstable while ``p`` lies between the two roots of
   ``(s + c) p^2 - s p + eta = 0``; the stable non-collapsed point is the larger root
   ``p_+`` with ``w^2 = p_+^2``, and exists iff ``s^2 >= 4 eta (s + c)``: weight decay
   kills the directions of small ``F``-eigenvalue, so the encoder's row space spans the
-  top eigenvectors of ``F``;
+  top eigenvectors of ``F`` (at most ``d1`` of them: the strongest survive). With
+  ``eta > 0`` the collapsed state ``w = p = 0`` is itself a stable node, so which one a
+  direction reaches depends on the initialisation;
 * the predictor's fixed point differs from the E-step optimum ``A* = Sigma_21
   Sigma_11^{-1}`` (Exercise 3; per direction ``s / (s + c)``) by ``eta / ((s + c) p)``:
   it approaches ``A*`` as ``eta -> 0``;
@@ -163,6 +166,24 @@ def siamese_loss(W, P, x1, x2, *, Wt=None, predictor=True, stop_gradient=True, b
     gP : ndarray (d1, d1) or None
         ``None`` without a predictor.
     """
+    W = V.check_array("W", W, ndim=2, dtype=np.float64)
+    d1, d0 = W.shape
+    x1 = V.check_array("x1", x1, ndim=2, dtype=np.float64, shape=(None, d0), min_rows=2)
+    x2 = V.check_array("x2", x2, ndim=2, dtype=np.float64, shape=x1.shape)
+    predictor = V.check_bool("predictor", predictor)
+    stop_gradient = V.check_bool("stop_gradient", stop_gradient)
+    if predictor:
+        P = V.check_array("P", P, ndim=2, dtype=np.float64, shape=(d1, d1))
+    if Wt is not None:
+        Wt = V.check_array("Wt", Wt, ndim=2, dtype=np.float64, shape=(d1, d0))
+    V.check_choice("objective", objective, OBJECTIVES)
+    batchnorm_eps = V.check_scalar("batchnorm_eps", batchnorm_eps, lo=0.0, lo_open=True, allow_none=True)
+    weight_decay = V.check_scalar("weight_decay", weight_decay, lo=0.0)
+    return _siamese_loss(W, P, x1, x2, Wt, predictor, stop_gradient, batchnorm_eps, objective, weight_decay)
+
+
+def _siamese_loss(W, P, x1, x2, Wt, predictor, stop_gradient, batchnorm_eps, objective, weight_decay):
+    """:func:`siamese_loss` without argument checks (the training loop's inner call)."""
     if Wt is not None and not stop_gradient:
         raise ValueError("stop_gradient=False needs the target to be the online encoder (Wt=None, SimSiam); "
                          "an EMA target is not a trained parameter.")
@@ -209,21 +230,29 @@ def siamese_loss(W, P, x1, x2, *, Wt=None, predictor=True, stop_gradient=True, b
 
 
 def predictor_gap(P, W, A0, C, Wt=None, rtol=1e-3):
-    """``|P - A*|_F / |A*|_F`` on the embedding subspace the encoder still uses.
+    """``|P U - A* U| / |A* U|`` on the embedding subspace the encoder still uses.
 
-    Directions of ``z`` whose variance is below ``rtol`` times the largest (collapsed
-    rows) are projected out first: there the E-step optimum is defined only as a ratio
-    of vanishing quantities and the predictor is not identifiable.
+    ``U`` (``d1 x k``) spans the directions of ``z`` whose variance is at least ``rtol``
+    times the largest; collapsed directions are left out as inputs because there the
+    E-step optimum is a ratio of vanishing quantities. On the live inputs ``z = U a``,
+    the E-step optimum is ``E[t | z] = Sigma_21 U (U^T Sigma_11 U)^{-1} a``, and every
+    output row of ``P U`` (dead output directions included) is compared with it.
     """
-    U, sv, Vt = np.linalg.svd(W, full_matrices=False)
-    k = max(int(np.sum(sv**2 > rtol * sv[0] ** 2)) if sv[0] > 0 else 0, 1)
-    Uk = U[:, :k]
-    Wk = Uk.T @ W
-    Wtk = None if Wt is None else Uk.T @ Wt
-    A = predictor_optimum(Wk, A0, C, Wtk)
-    Pk = Uk.T @ P @ Uk
-    na = float(np.linalg.norm(A))
-    return float(np.linalg.norm(Pk - A)) / na if na > 0 else float("inf")
+    W = V.check_array("W", W, ndim=2, dtype=np.float64)
+    d1, d0 = W.shape
+    P = V.check_array("P", P, ndim=2, dtype=np.float64, shape=(d1, d1))
+    A0 = V.check_array("A0", A0, ndim=2, dtype=np.float64, shape=(d0, d0))
+    C = V.check_array("C", C, ndim=2, dtype=np.float64, shape=(d0, d0))
+    Wt = W if Wt is None else V.check_array("Wt", Wt, ndim=2, dtype=np.float64, shape=(d1, d0))
+    rtol = V.check_scalar("rtol", rtol, lo=0.0, lo_open=True, hi=1.0)
+    U, sv, _ = np.linalg.svd(W, full_matrices=False)
+    if sv[0] == 0:
+        raise ValueError("W is zero (complete collapse): the E-step optimum is undefined.")
+    Uk = U[:, : max(int(np.sum(sv**2 >= rtol * sv[0] ** 2)), 1)]
+    S11 = Uk.T @ W @ (A0 + C) @ W.T @ Uk
+    target = Wt @ A0 @ W.T @ Uk @ np.linalg.inv(S11)
+    nt = float(np.linalg.norm(target))
+    return float(np.linalg.norm(P @ Uk - target)) / nt if nt > 0 else float("inf")
 
 
 def predictor_optimum(W, A0, C, Wt=None):
@@ -234,7 +263,11 @@ def predictor_optimum(W, A0, C, Wt=None):
     ``Sigma_21 = E[t_2 z_1^T] = W_t A0 W^T`` (``W_t = W`` for SimSiam). A pseudo-inverse
     is used when ``Sigma_11`` is singular (collapsed rows).
     """
-    Wt = W if Wt is None else Wt
+    W = V.check_array("W", W, ndim=2, dtype=np.float64)
+    d1, d0 = W.shape
+    A0 = V.check_array("A0", A0, ndim=2, dtype=np.float64, shape=(d0, d0))
+    C = V.check_array("C", C, ndim=2, dtype=np.float64, shape=(d0, d0))
+    Wt = W if Wt is None else V.check_array("Wt", Wt, ndim=2, dtype=np.float64, shape=(d1, d0))
     S11 = W @ (A0 + C) @ W.T
     S21 = Wt @ A0 @ W.T
     return S21 @ np.linalg.pinv(S11, rcond=1e-10, hermitian=True)
@@ -289,7 +322,10 @@ def stopgrad_toy(theta, eps, a=None, stop_gradient=True):
     gradient. Returns ``(value, update_direction)``: the gradient that training follows
     (the stop-gradient "gradient" is not the derivative of the value).
     """
-    a = 1.0 if a is None else float(a)
+    theta = V.check_scalar("theta", theta)
+    eps = V.check_scalar("eps", eps)
+    a = 1.0 if a is None else V.check_scalar("a", a)
+    stop_gradient = V.check_bool("stop_gradient", stop_gradient)
     z1, z2 = theta, theta + eps
     r = a * z1 - z2
     g = 2.0 * r * a if stop_gradient else 2.0 * r * (a - 1.0)
@@ -325,9 +361,12 @@ class SiameseResult:
     checks : dict
         ``principal_angles`` (degrees) between ``W``'s row space and ``F``'s top
         eigenvectors, ``predictor_gap`` ``|P - A*|_F / |A*|_F`` (with a predictor),
-        ``norm_ratio`` ``|W|_F / |W_0|_F``, ``complete_collapse`` (``norm_ratio <
-        1e-3``) and the embedding covariance's ``stable_rank`` (near 1: dimensional
-        collapse to one direction).
+        ``energy_outside_top`` (share of ``|W|_F^2`` outside ``F``'s top-k eigenspace; the
+        angles alone are trivially 0 for ``2k > d0``), ``norm_ratio`` ``|W|_F / |W_0|_F``,
+        ``complete_collapse`` (``norm_ratio < 1e-3``; angles and the predictor gap are
+        then omitted) and the embedding covariance's ``stable_rank`` (near 1: dimensional
+        collapse to one direction). The diagnostics use ``z = W x`` before batch norm
+        (BN rescales each coordinate, so ranks and directions are those of ``W x``).
     settings : dict
     """
 
@@ -360,7 +399,7 @@ def _commuting_theory(F, C, eta):
 
 def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augmentation="isotropic", sigma=1.0,
                   theta=0.5, content_dims=None, d1=None, predictor=True, stop_gradient=True, batchnorm=False,
-                  bn_eps=1e-5, objective="mse", ema=0.99, weight_decay=0.0, steps=3000, lr=0.05,
+                  bn_eps=1e-5, objective="mse", ema=None, weight_decay=0.0, steps=3000, lr=0.05,
                   predictor_lr=1.0, optimizer="sgd", momentum=0.0, lr_schedule="constant", init_scale=0.5,
                   predictor_init="small", seed=0, record_every=None, uniformity_t=2.0, alignment_alpha=2.0):
     """Train linear SimSiam or BYOL (or an ablation) with fresh augmentation every step.
@@ -380,8 +419,9 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     bn_eps : float
         BN's ``eps``.
     objective : {"mse", "cosine"}
-    ema : float in [0, 1)
-        BYOL's target decay (``0``: the target is the current encoder, i.e. SimSiam).
+    ema : float in [0, 1), optional
+        BYOL's target decay (default 0.99; ``0``: the target is the current encoder, i.e.
+        SimSiam). Refused for SimSiam.
     weight_decay : float
         ``eta`` on ``W`` and ``P``.
     steps, lr, optimizer, momentum, lr_schedule :
@@ -397,8 +437,8 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
         The outcome depends on it: a direction grows only while its predictor eigenvalue
         lies between the roots of ``(s + c) p^2 - s p + eta`` (below ``s / (s + c) <
         1``), so a predictor that starts near ``I`` lets ``w`` decay until ``P`` has
-        adapted (without weight decay ``w^2 - p^2`` is conserved), and weak directions
-        can collapse first.
+        adapted (without weight decay ``w^2 - p^2 / predictor_lr`` is conserved), and
+        weak directions can collapse first.
     seed : int
         Data, initialisation, training noise and tracking views come from independent
         streams of this seed; the same seed gives the same numbers.
@@ -420,8 +460,12 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     stop_gradient = V.check_bool("stop_gradient", stop_gradient)
     batchnorm = V.check_bool("batchnorm", batchnorm)
     bn_eps = V.check_scalar("bn_eps", bn_eps, lo=0.0, lo_open=True)
-    ema = V.check_scalar("ema", ema, lo=0.0, hi=1.0, hi_open=True)
+    if ema is not None and method != "byol":
+        raise ValueError(f"ema == {ema!r} applies to method='byol' (SimSiam's target is the encoder itself).")
+    ema = V.check_scalar("ema", 0.99 if ema is None else ema, lo=0.0, hi=1.0, hi_open=True)
     weight_decay = V.check_scalar("weight_decay", weight_decay, lo=0.0)
+    uniformity_t = V.check_scalar("uniformity_t", uniformity_t, lo=0.0, lo_open=True)
+    alignment_alpha = V.check_scalar("alignment_alpha", alignment_alpha, lo=0.0, lo_open=True)
     steps = V.check_int("steps", steps, lo=1)
     lr = V.check_scalar("lr", lr, lo=0.0, lo_open=True)
     predictor_lr = V.check_scalar("predictor_lr", predictor_lr, lo=0.0, lo_open=True)
@@ -477,11 +521,11 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     for t in range(steps + 1):
         x1s, x2s = augmentation.views(x, rng, 1)
         with np.errstate(over="ignore", invalid="ignore"):
-            v, gW, gP = siamese_loss(W, P, x1s[0], x2s[0], Wt=Wt, predictor=predictor,
-                                     stop_gradient=stop_gradient, batchnorm_eps=eps_bn, objective=objective,
-                                     weight_decay=weight_decay)
+            v, gW, gP = _siamese_loss(W, P, x1s[0], x2s[0], Wt, predictor, stop_gradient, eps_bn, objective,
+                                      weight_decay)
         if not (np.isfinite(v) and np.all(np.isfinite(gW)) and np.all(np.isfinite(W))):
-            raise FloatingPointError(f"training diverged at step {t} (loss == {v!r}); lower lr (== {lr!r}).")
+            raise FloatingPointError(f"training diverged at step {t} (loss == {v!r}); lower lr (== {lr!r})"
+                                     + (f" or predictor_lr (== {predictor_lr!r})." if predictor else "."))
         if t % record_every == 0 or t == steps:
             hist["step"].append(t)
             hist["loss"].append(v)
@@ -517,14 +561,26 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     if objective == "mse" and not batchnorm:
         theory = _commuting_theory(F, C, weight_decay)
         if theory is not None and not (predictor and stop_gradient):
-            # the ablations: P = I gives dw/dt = -(c + eta) w in every direction; without the
-            # stop-gradient the loss's only minimum is W = 0 (C full rank)
-            rate = theory["c"] + weight_decay
+            # the ablations. P = I: dw/dt = -(c + eta) w (stop-gradient) or -(2c + eta) w (none);
+            # with a predictor but no stop-gradient the loss's only minimum is W = 0 where c > 0,
+            # and weight decay removes W where c = 0
+            rate = (theory["c"] if stop_gradient or predictor else 2.0 * theory["c"]) + weight_decay
+            moves = rate > 0
             theory["alive"] = np.zeros_like(theory["alive"])
-            theory["w2"] = np.where(rate > 0, 0.0, np.nan)
+            theory["w2"] = np.where(moves, 0.0, np.nan)
             theory["p"] = np.full_like(theory["p"], np.nan)
-            theory["collapse"] = "no predictor: |w| decays at rate c + eta" if not predictor else (
-                "no stop-gradient: W = 0 is the only minimum")
+            theory["decay_rate"] = rate if not predictor else None
+            if np.all(moves):
+                theory["collapse"] = ("no predictor: |w| decays at rate c + eta" if stop_gradient else
+                                      "no predictor, no stop-gradient: |w| decays at rate 2c + eta") \
+                    if not predictor else "no stop-gradient: W = 0 is the only minimum"
+        elif theory is not None and np.sum(theory["alive"]) > d1:
+            # d1 rows keep at most d1 directions: the strongest survivors (largest p_+)
+            keep = np.argsort(-np.where(theory["alive"], theory["p"], -np.inf))[:d1]
+            drop = np.setdiff1d(np.flatnonzero(theory["alive"]), keep)
+            theory["alive"][drop] = False
+            theory["p"][drop] = 0.0
+            theory["w2"][drop] = 0.0
         if theory is not None:
             theory.setdefault("collapse", None)
             theory["w2_sorted"] = np.sort(theory["w2"])[::-1]
@@ -533,15 +589,22 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     checks["complete_collapse"] = bool(checks["norm_ratio"] < 1e-3)
     checks["stable_rank"] = float(tr["stable_rank"][-1])
     if not checks["complete_collapse"]:
-        checks["principal_angles_deg"] = np.degrees(_angles(W, F)).tolist()
-    if predictor:
-        checks["predictor_gap"] = predictor_gap(P, W, F, C, Wt)
+        ang = _angles(W, F)
+        checks["principal_angles_deg"] = np.degrees(ang).tolist()
+        # share of W's energy outside F's top-k eigenspace (k = the angles' dimension): unlike
+        # the angles, not trivially small when 2k > d0
+        _, U = np.linalg.eigh(F)
+        rest = U[:, : d0 - ang.size]
+        checks["energy_outside_top"] = float(np.linalg.norm(W @ rest) ** 2 / np.linalg.norm(W) ** 2)
+        if predictor:
+            checks["predictor_gap"] = predictor_gap(P, W, F, C, Wt)
     settings = {"method": method, "predictor": predictor, "stop_gradient": stop_gradient, "batchnorm": batchnorm,
                 "bn_eps": bn_eps, "objective": objective, "ema": ema if method == "byol" else None,
                 "weight_decay": weight_decay, "steps": steps, "lr": lr, "predictor_lr": predictor_lr,
                 "optimizer": optimizer, "momentum": momentum, "lr_schedule": lr_schedule, "init_scale": init_scale,
                 "seed": seed, "n": data.n, "d0": d0, "d1": d1, "augmentation": augmentation.name,
-                "sigma": getattr(augmentation, "sigma", None), "record_every": record_every,
+                "sigma": getattr(augmentation, "sigma", None), "theta": getattr(augmentation, "theta", None),
+                "content_dims": getattr(augmentation, "content_dims", None), "record_every": record_every,
                 "uniformity_t": uniformity_t, "alignment_alpha": alignment_alpha, "train_seconds": seconds}
     return SiameseResult(W=W, P=P, Wt=W if Wt is None else Wt, eigenvalues=ev, history=history, track=tr, F=F,
                          C=C, theory=theory, checks=checks, dataset=data, settings=settings)

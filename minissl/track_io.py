@@ -21,7 +21,8 @@ _SCALARS = ("rank", "stable_rank", "entropy_rank", "log_eigenvalue_ratio", "wtw_
 
 
 def track_rows(track, loss=None):
-    """One dict per recorded step: scalars, ``ev1..evd`` (embedding covariance) and ``cev1..cevd``."""
+    """One dict per recorded step: scalars, ``ev1..evd`` (embedding covariance), ``cev1..cevd``
+    (its cumulative explained variance) and ``wev1..wevd0`` (eigenvalues of ``W^T W``)."""
     rows = []
     d = np.asarray(track["cov_eigenvalues"]).shape[1]
     for s in range(len(track["step"])):
@@ -34,6 +35,8 @@ def track_rows(track, loss=None):
             row[f"ev{i + 1}"] = float(track["cov_eigenvalues"][s][i])
         for i in range(d):
             row[f"cev{i + 1}"] = float(track["explained_variance"][s][i])
+        for i, v in enumerate(track["wtw_eigenvalues"][s]):
+            row[f"wev{i + 1}"] = float(v)
         rows.append(row)
     return rows
 

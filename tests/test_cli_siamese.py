@@ -85,3 +85,25 @@ def test_simclr_on_the_command_line():
     r = _run(["--loss", "simclr", "--temperature", "0.3", "--n", "32", "--steps", "60", "--decoupled"])
     assert r.exit_code == 0, r.output
     assert "temperature=0.3" in r.output and "decoupled=True" in r.output
+
+
+def test_collapsed_run_writes_inf_as_strict_json_and_csv(tmp_path):
+    """log(l1/ld) = inf after exact zeros: CSV keeps 'inf', JSON turns it into null."""
+    csv_path, js = tmp_path / "t.csv", tmp_path / "r.json"
+    r = _run(["--loss", "simsiam", "--no-predictor", "--batchnorm", "--steps", "1500", "--track",
+              "--track-csv", str(csv_path), "--json", str(js)])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(csv_path.open()))
+    assert rows[-1]["log_eigenvalue_ratio"] == "inf"
+    text = js.read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    rep = json.loads(text)
+    assert rep["track"][-1]["log_eigenvalue_ratio"] is None
+
+
+def test_structured_settings_recorded(tmp_path):
+    js = tmp_path / "r.json"
+    r = _run(["--loss", "simsiam", "--augmentation", "structured", "--theta", "0.3", "--steps", "200",
+              "--json", str(js)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(js.read_text())["settings"]["theta"] == 0.3

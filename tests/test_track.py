@@ -100,6 +100,7 @@ def test_simulate_track_does_not_change_training_and_is_deterministic():
     assert np.array_equal(a.track["step"], a.history["step"])
     # recomputed from the recorded snapshots
     assert np.allclose(a.track["wtw_stable_rank"], [M.stable_rank(w.T @ w) for w in a.history["W"]])
+    assert np.allclose(a.track["wtw_eigenvalues"], a.history["spectrum"], rtol=1e-9, atol=1e-15)
     batch = minissl.simulate_batch([{"seed": 3}], loss="infonce", track=True, steps=300, sigma=1.0, warn=False)
     assert np.array_equal(batch[0].track["uniformity"], a.track["uniformity"])
     with pytest.raises(ValueError, match="uniformity_t"):

@@ -1,0 +1,137 @@
+"""``minissl imbalance``: the linear analogue of Fig. 4 (robustness to class imbalance, Sec. 4.3).
+
+See :mod:`minissl.experiments.imbalance` for the experiment and docs/imbalance.md for results.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import click
+
+from . import _validation as V
+from ._cli_common import _checked, _integer, _real
+
+
+def _levels(name, text):
+    """Comma-separated imbalance levels; ``inf`` allowed (the Dirichlet scheme's balanced level)."""
+    out = []
+    for tok in str(text).split(","):
+        tok = tok.strip()
+        if not tok:
+            continue
+        try:
+            v = float(tok)
+        except ValueError:
+            raise ValueError(f"{name} == {text!r}, must be comma-separated numbers, e.g. 1,3,10,100.") from None
+        if math.isnan(v) or v == -math.inf:
+            raise ValueError(f"{name} contains {tok!r}, must be a number > 0 (or inf).")
+        out.append(v)
+    if not out:
+        raise ValueError(f"{name} == {text!r}, must list at least one level.")
+    return out
+
+
+def _losses(name, text):
+    from .experiments.imbalance import LOSSES
+
+    vals = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not vals:
+        raise ValueError(f"{name} == {text!r}, must list at least one of {', '.join(LOSSES)}.")
+    for v in vals:
+        V.check_choice(name, v, LOSSES)
+    return list(dict.fromkeys(vals))
+
+
+_OPTION_NAMES = ("seeds", "theory_seeds", "levels", "scheme", "losses", "sigma", "d1", "n", "steps")
+
+
+@click.command("imbalance")
+@click.option("--out", "out", default="minissl-figures", show_default=True,
+              help="Output folder; writes OUT/imbalance/{data.csv, theory_ensemble.csv, report.json, report.md, "
+                   "figure.png}.")
+@click.option("--quick", is_flag=True, help="Small settings (seconds; what the tests run).")
+@click.option("--seeds", callback=_integer(1), type=int, default=None,
+              help="Trained seeds (new class means, sample, init, noise each) [default: settings file, 4].")
+@click.option("--theory-seeds", callback=_integer(1), type=int, default=None,
+              help="Class-mean geometries the theory is averaged over (no training) [default: settings, 200].")
+@click.option("--levels", callback=_checked(_levels), default=None,
+              help="Comma-separated imbalance levels: ratios n_max/n_min >= 1 (geometric) or Dirichlet alphas > 0 "
+                   "(inf = balanced); the balanced level is always added [default: 1,3,10,30,100].")
+@click.option("--scheme", type=click.Choice(["geometric", "dirichlet"]), default=None,
+              help="How a level sets the class weights [default: geometric]; with dirichlet give --levels too.")
+@click.option("--losses", callback=_checked(_losses), default=None,
+              help="Comma-separated losses from infonce, weighted (alpha = 0, the paper's NT-Xent), scl "
+                   "[default: infonce,scl].")
+@click.option("--sigma", callback=_real(lo=0.0, lo_open=True), type=float, default=None,
+              help="Isotropic augmentation strength [default: 2.5].")
+@click.option("--d1", callback=_integer(1), type=int, default=None,
+              help="Output dimension (<= d0 = 8; d1 = d0 leaves every linear probe unchanged) [default: 3].")
+@click.option("--n", callback=_integer(2), type=int, default=None, help="Training-set size [default: 256].")
+@click.option("--steps", callback=_integer(1), type=int, default=None, help="Training steps [default: 3000].")
+@click.option("--engine", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True)
+@click.option("--quiet", is_flag=True, help="No per-run progress lines.")
+def imbalance_cmd(out, quick, seeds, theory_seeds, levels, scheme, losses, sigma, d1, n, steps, engine, quiet):
+    """Robustness of InfoNCE and SCL to class imbalance (Sec. 4.3, Fig. 4), in a linear model.
+
+    Trains both losses on Gaussian-mixture data at increasing class imbalance, compares the
+    learned W^T W with the derived theory (SCL: B = 2 A0) and with the paper's constants
+    (SCL: B = 2C), and says whether SCL is the more robust one. Settings:
+    data/experiments/imbalance.toml. Finished runs are saved as they complete: an
+    interrupted run resumes when the same command is given again.
+    """
+    from .experiments.imbalance import _settings, format_level_table, level_label, run_imbalance, summary_lines
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise click.BadParameter(f"{out!r} exists and is not a folder.", param_hint="'--out'")
+    overrides = {"seeds": seeds, "theory_seeds": theory_seeds, "levels": levels, "losses": losses,
+                 "scheme": scheme, "sigma": sigma, "d1": d1, "n": n, "steps": steps}
+    try:
+        s = _settings(quick, overrides)  # cross-checks (d1 <= d0, levels of the scheme, n >= classes)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        name = str(exc).split(" ", 1)[0].split("[", 1)[0]
+        if name in _OPTION_NAMES:
+            raise click.BadParameter(str(exc), param_hint=f"'--{name.replace('_', '-')}'") from None
+        raise click.UsageError(str(exc)) from None
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot create {out!r}: {exc}", param_hint="'--out'") from None
+    click.echo(f"minissl imbalance ({'quick' if quick else 'full'}): {', '.join(s['losses'])}; K = {s['classes']} "
+               f"classes in d0 = {s['dim']} -> d1 = {s['d1']}, N = {s['n']}, isotropic sigma = {s['sigma']:g}, "
+               f"{s['seeds']} trained seed(s), theory over {s['theory_seeds']} geometries")
+    try:
+        rep = run_imbalance(out=out, quick=quick, engine=engine, progress=not quiet, **overrides)
+    except KeyboardInterrupt:
+        where = os.path.join(out, "imbalance", "points")
+        click.echo(f"\ninterrupted: finished runs are saved under {where}; run the same command again to resume.",
+                   err=True)
+        raise SystemExit(130) from None
+    except FloatingPointError as exc:
+        raise click.ClickException(f"a training run diverged ({exc}); lower lr in the settings file.") from None
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    scheme_ = rep["settings"]["scheme"]
+    for st in rep["level_stats"]:
+        click.echo(f"\n{st['label']}: class fractions {' '.join(f'{f:.3f}' for f in st['class_fractions'])} "
+                   f"(seed 0); A0 eigenvalues {' '.join(f'{v:.3g}' for v in st['A0_eigenvalues'])}")
+        click.echo(format_level_table(rep, st["level"]))
+    click.echo("\ncolumns: dspec = change of the normalised spectrum, angle = top-subspace angle (deg), both vs the "
+               "balanced run; probe / minor. = linear-probe balanced / minority-class accuracy; sep = minority "
+               "separation (within-class std); mean = share of |data mean|^2 kept; mean over trained seeds")
+    if rep["verdicts"]:
+        click.echo(f"\nverdict at {level_label(scheme_, rep['levels'][-1])} (paper, Sec. 4.3: SCL more robust):")
+        for line in summary_lines(rep):
+            click.echo(f"  {line}")
+    agree = rep["agreement"]
+    click.echo("learned vs derived theory: " + "; ".join(
+        f"{loss} eigenvalues within {a['median_rel_error_vs_derived']:.0%} (median), subspace "
+        f"{a['median_angle_vs_derived']:.1f} deg (median)" for loss, a in agree.items()))
+    click.echo(f"converged training runs: {rep['converged']}")
+    files = "data.csv, theory_ensemble.csv, report.json, report.md" + (", figure.png" if rep["figure_png"] else "")
+    click.echo(f"-> {os.path.join(out, 'imbalance')}/ ({files})  [{rep['wall_seconds']:.1f} s]")
+    if rep["figure_note"]:
+        click.echo(rep["figure_note"])
