@@ -342,3 +342,16 @@ def test_simplex_etf_arguments():
     E = simplex_etf(3)
     assert E.shape == (3, 2)
     np.testing.assert_allclose(E @ E.T, [[1, -0.5, -0.5], [-0.5, 1, -0.5], [-0.5, -0.5, 1]], atol=1e-15)
+
+
+def test_exercise6_helpers_validate_input():
+    from minissl.losses import simclr as SC
+
+    with pytest.raises(ValueError, match="u0 has 1 zero row"):
+        SC.descend_on_sphere(np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="u0 has shape"):
+        SC.descend_on_sphere(np.ones(3))
+    with pytest.raises(ValueError, match="temperature == 0.0"):
+        SC.simclr_core(np.eye(3), np.eye(3), temperature=0.0)
+    with pytest.raises(ValueError, match="temperature == -1.0"):
+        SC.embedding_loss(np.eye(3), temperature=-1.0)

@@ -118,6 +118,7 @@ def simclr_core(z1, z2, temperature=0.5, decoupled=False, eps=1e-12):
         raise ValueError(f"z1 has shape {z1.shape} and z2 {z2.shape}; they must be equal 2-D shapes (N, d1).")
     if z1.shape[0] < 2:
         raise ValueError(f"z1 has {z1.shape[0]} rows, must have at least 2 samples (NT-Xent needs negatives).")
+    temperature = V.check_scalar("temperature", temperature, lo=0.0, lo_open=True)
     u1, n1 = _unit_rows(z1, eps)
     u2, n2 = _unit_rows(z2, eps)
     value, gu = _ntxent_unit(np.concatenate([u1, u2]), temperature, decoupled)
@@ -157,7 +158,9 @@ def embedding_loss(u, temperature=0.5, decoupled=False):
         sphere at unit rows, so ``u - lr * grad`` followed by renormalisation is projected
         (Riemannian) gradient descent.
     """
-    u = np.asarray(u, dtype=np.float64)
+    u = V.check_array("u", u, ndim=2, dtype=np.float64, min_rows=2)
+    temperature = V.check_scalar("temperature", temperature, lo=0.0, lo_open=True)
+    decoupled = V.check_bool("decoupled", decoupled)
     value, g1, g2 = simclr_core(u, u, temperature=temperature, decoupled=decoupled)
     return value, g1 + g2
 
@@ -204,7 +207,8 @@ def etf_loss(n, temperature=0.5, decoupled=False):
     * standard: ``L = log(1 + 2(n-1) exp(-n / ((n-1) tau)))``;
     * decoupled: ``L = log(2(n-1)) - n / ((n-1) tau)``.
 
-    It is the minimum of :func:`embedding_loss` over unit vectors in any dimension:
+    It is the minimum of :func:`embedding_loss` over unit vectors in dimension
+    ``d >= n - 1`` (where the ETF exists; in fewer dimensions the bound is not reached):
     ``sum_{i != j} u_i.u_j = |sum u|^2 - n >= -n`` and the loss is an increasing convex
     function of each anchor's mean similarity (Jensen twice), with equality only at the ETF.
     """
@@ -232,8 +236,12 @@ def descend_on_sphere(u0, temperature=0.5, decoupled=False, steps=2000, lr=0.5, 
     t = V.check_scalar("temperature", temperature, lo=0.0, lo_open=True)
     steps = V.check_int("steps", steps, lo=1)
     lr = V.check_scalar("lr", lr, lo=0.0, lo_open=True)
-    u = np.array(u0, dtype=np.float64)
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    u = V.check_array("u0", u0, ndim=2, dtype=np.float64, min_rows=2)
+    norms = np.linalg.norm(u, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError(f"u0 has {int(np.sum(norms == 0))} zero row(s); every start must be a nonzero vector "
+                         "(it is projected to the unit sphere).")
+    u /= norms
     values = []
     for _ in range(steps):
         value, g = embedding_loss(u, t, decoupled)
