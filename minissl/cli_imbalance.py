@@ -65,7 +65,8 @@ _OPTION_NAMES = ("seeds", "theory_seeds", "levels", "scheme", "losses", "sigma",
               help="Comma-separated losses from infonce, weighted (alpha = 0, the paper's NT-Xent), scl "
                    "[default: infonce,scl].")
 @click.option("--sigma", callback=_real(lo=0.0, lo_open=True), type=float, default=None,
-              help="Isotropic augmentation strength [default: 2.5].")
+              help="Isotropic augmentation strength, within 1e-3 to 1e3 times the data scale "
+                   "sqrt(radius^2 + within^2) [default: 2.5].")
 @click.option("--d1", callback=_integer(1), type=int, default=None,
               help="Output dimension (<= d0 = 8; d1 = d0 leaves every linear probe unchanged) [default: 3].")
 @click.option("--n", callback=_integer(2), type=int, default=None, help="Training-set size [default: 256].")
@@ -81,7 +82,7 @@ def imbalance_cmd(out, quick, seeds, theory_seeds, levels, scheme, losses, sigma
     data/experiments/imbalance.toml. Finished runs are saved as they complete: an
     interrupted run resumes when the same command is given again.
     """
-    from .experiments.imbalance import _settings, format_level_table, level_label, run_imbalance, summary_lines
+    from .experiments.imbalance import _settings, agreement_line, format_level_table, run_imbalance, summary_lines
 
     if os.path.exists(out) and not os.path.isdir(out):
         raise click.BadParameter(f"{out!r} exists and is not a folder.", param_hint="'--out'")
@@ -114,22 +115,24 @@ def imbalance_cmd(out, quick, seeds, theory_seeds, levels, scheme, losses, sigma
         raise click.ClickException(f"a training run diverged ({exc}); lower lr in the settings file.") from None
     except (ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
-    scheme_ = rep["settings"]["scheme"]
     for st in rep["level_stats"]:
+        empty = (f", empty classes {' '.join(map(str, st['empty_classes']))}" if st["empty_classes"] else "")
         click.echo(f"\n{st['label']}: class fractions {' '.join(f'{f:.3f}' for f in st['class_fractions'])} "
-                   f"(seed 0); A0 eigenvalues {' '.join(f'{v:.3g}' for v in st['A0_eigenvalues'])}")
+                   f"(seed 0; minority class {st['minority_class']}{empty}); A0 eigenvalues "
+                   f"{' '.join(f'{v:.3g}' for v in st['A0_eigenvalues'])}")
+        if st["geometries_with_empty_classes"]:
+            click.echo(f"  {st['geometries_with_empty_classes']} of {rep['settings']['theory_seeds']} geometries have "
+                       f"an empty class ({st['mean_empty_classes']:.2f} on average); the minority class is the rarest "
+                       "non-empty one")
         click.echo(format_level_table(rep, st["level"]))
     click.echo("\ncolumns: dspec = change of the normalised spectrum, angle = top-subspace angle (deg), both vs the "
                "balanced run; probe / minor. = linear-probe balanced / minority-class accuracy; sep = minority "
                "separation (within-class std); mean = share of |data mean|^2 kept; mean over trained seeds")
     if rep["verdicts"]:
-        click.echo(f"\nverdict at {level_label(scheme_, rep['levels'][-1])} (paper, Sec. 4.3: SCL more robust):")
+        click.echo(f"\nverdict at {rep['level_labels'][-1]} (paper, Sec. 4.3: SCL more robust):")
         for line in summary_lines(rep):
             click.echo(f"  {line}")
-    agree = rep["agreement"]
-    click.echo("learned vs derived theory: " + "; ".join(
-        f"{loss} eigenvalues within {a['median_rel_error_vs_derived']:.0%} (median), subspace "
-        f"{a['median_angle_vs_derived']:.1f} deg (median)" for loss, a in agree.items()))
+    click.echo(agreement_line(rep))
     click.echo(f"converged training runs: {rep['converged']}")
     files = "data.csv, theory_ensemble.csv, report.json, report.md" + (", figure.png" if rep["figure_png"] else "")
     click.echo(f"-> {os.path.join(out, 'imbalance')}/ ({files})  [{rep['wall_seconds']:.1f} s]")

@@ -405,9 +405,17 @@ def dirichlet_weights(k, alpha, seed=0):
     if np.isinf(alpha):
         return np.full(k, 1.0 / k)
     rng = V.check_rng(seed)
-    w = rng.dirichlet(np.full(k, alpha))
-    if not np.all(np.isfinite(w)) or w.sum() <= 0:
-        raise ValueError(f"alpha == {alpha!r} is too small: the Dirichlet draw underflows; use alpha >= 1e-3.")
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        w = rng.dirichlet(np.full(k, alpha))
+    if not np.all(np.isfinite(w)) or not w.sum() > 0:
+        if alpha >= 1.0:
+            # the gamma variates are ~alpha each; their sum overflows near alpha ~ 1.8e308 / k
+            raise ValueError(f"alpha == {alpha!r} is too large: the Dirichlet draw overflows float64 "
+                             f"(its {k} gamma variates of size ~alpha sum past 1.8e308); use a finite alpha "
+                             f"below {1e307 / k:.3g}, or alpha = inf for exactly uniform weights.")
+        raise ValueError(f"alpha == {alpha!r} is too small: the Dirichlet draw underflows (no class gets a "
+                         "positive weight); use a larger alpha. Note that any alpha below ~0.01 already puts "
+                         "almost all weight on one class and can leave classes with weight exactly 0.")
     return w / w.sum()
 
 
@@ -469,10 +477,11 @@ def gaussian_mixture(n, means, weights=None, within=1.0, seed=0, stratified=Fals
             raise ValueError(f"weights has shape {w.shape}, must have shape ({k},) (one weight per row of means).")
         if np.any(w < 0):
             raise ValueError(f"weights contains {float(w.min())!r}, all entries must be >= 0.")
-        total = float(w.sum())
-        if not total > 0:
+        top = float(w.max())
+        if not top > 0:
             raise ValueError("weights sums to 0, must have a positive sum (at least one class with weight > 0).")
-        w = w / total
+        w = w / top  # rescale first: the sum of large finite weights (e.g. 3 x 1e308) would overflow
+        w = w / float(w.sum())
     within = V.check_scalar("within", within, lo=0.0)
     stratified = V.check_bool("stratified", stratified)
     nonempty = int(np.count_nonzero(w > 0))
@@ -489,13 +498,24 @@ def gaussian_mixture(n, means, weights=None, within=1.0, seed=0, stratified=Fals
     else:
         labels = rng.choice(k, size=n, p=w)
     z = rng.standard_normal((n, d0))
-    x64 = mu[labels] + within * z
-    m = w @ mu
-    pop = (mu.T * w) @ mu - np.outer(m, m) + within**2 * np.eye(d0)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+        x64 = mu[labels] + within * z
+        m = w @ mu
+        pop = (mu.T * w) @ mu - np.outer(m, m) + within**2 * np.eye(d0)
+        finite_x = bool(np.all(np.isfinite(x64)))
+        A0 = x64.T @ x64 / n if finite_x else np.full((d0, d0), np.inf)
+        A0c = covariance(x64) if finite_x else np.full((d0, d0), np.inf)
+    if not (np.all(np.isfinite(A0)) and np.all(np.isfinite(A0c)) and np.all(np.isfinite(pop))):
+        raise ValueError(f"the data's second moment A0 overflows float64 (n == {n} samples); means or within are "
+                         f"too large (largest |mean| entry == {float(np.max(np.abs(mu))):.3g}, "
+                         f"within == {within:.3g}).")
+    if dtype == np.float32 and not np.all(np.isfinite(x64.astype(np.float32))):
+        raise ValueError(f"the data overflow float32 (largest |mean| entry == {float(np.max(np.abs(mu))):.3g}, "
+                         f"within == {within:.3g}); use dtype=float64 or smaller means/within.")
     return MixtureDataset(
         x=np.ascontiguousarray(x64, dtype=dtype),
-        A0=x64.T @ x64 / n,
-        A0_centered=covariance(x64),
+        A0=A0,
+        A0_centered=A0c,
         population=0.5 * (pop + pop.T),
         labels=labels.astype(np.int64),
         means=mu,

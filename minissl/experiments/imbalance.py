@@ -32,8 +32,9 @@ The experiment
     Bayes-optimal linear read-out of ``z = W x`` (LDA with the population class means and
     within-class covariance; with isotropic within-class noise and equal priors this is
     the nearest class mean after projecting onto the row space of ``W``), and
-    ``minority_accuracy``, its accuracy on the rarest training class (``probe_drop`` and
-    ``minority_drop``: their losses against the balanced run);
+    ``minority_accuracy``, its accuracy on the rarest training class with at least one
+    sample (:func:`minority_class`; ``probe_drop`` and ``minority_drop``: their losses
+    against the balanced run);
   - ``minority_separation``: distance of the rarest class's mean to the nearest other class
     mean inside the kept subspace, in within-class standard deviations;
   - ``mean_captured``: the share of the training data's mean ``|m|^2`` inside the kept
@@ -42,6 +43,11 @@ The experiment
 * The theory costs no training, so it is also evaluated over ``theory_seeds`` class-mean
   geometries (the first ``seeds`` of them are the trained ones): its verdict separates the
   losses' difference from the scatter between geometries.
+* Verdicts (:func:`_compare`, :func:`_verdicts`): a paired difference counts beyond the
+  resolution and ``t_{0.975, n-1}`` standard errors (one seed: undetermined); learned
+  verdicts use only seeds whose runs converged; a degenerate representation (rank 0, or a
+  balanced probe below 1.5/K) gets "not meaningful". The errata-E4 line says "confirmed" only
+  when its numbers do.
 
 Outputs (atomic): ``OUT/imbalance/{data.csv, theory_ensemble.csv, report.json, report.md,
 figure.png}``; finished training runs are kept under ``points/`` so an interrupted run
@@ -58,6 +64,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import stats as _scipy_stats
 
 from .. import _validation as V
 from .._io import atomic_write_text, jsonable
@@ -69,7 +76,7 @@ from ._common import load_settings, save_figure, write_csv, write_report
 
 __all__ = ["run_imbalance", "LOSSES", "SCHEMES", "class_means", "level_weights", "check_levels",
            "representation_metrics", "relative_metrics", "principal_angle", "theory_matrices", "probe_test_set",
-           "format_level_table", "verdict_lines", "summary_lines", "level_label"]
+           "minority_class", "format_level_table", "verdict_lines", "summary_lines", "level_label", "level_key"]
 
 FIGURE = "imbalance"
 LOSSES = ("infonce", "weighted", "scl")
@@ -77,6 +84,10 @@ SCHEMES = ("geometric", "dirichlet")
 SOURCES = ("learned", "derived", "paper")
 _INFONCE_FAMILY = ("infonce", "weighted")
 _RANK_TOL = 1e-3          # a direction of M is kept above this fraction of its top eigenvalue
+_SIGMA_RANGE = 1e3        # sigma within [1/_SIGMA_RANGE, _SIGMA_RANGE] x the data scale sqrt(radius^2 + within^2)
+_DEGENERATE_PROBE = 1.5   # a balanced probe accuracy below this x chance (1/K) marks a degenerate representation
+_E4_MAX_REL_ERROR = 0.10  # errata E4 counts as confirmed when SCL's learned eigenvalues are this close to B = 2 A0
+_E4_MIN_ANGLE = 45.0      # ... and its learned subspace at least this far (deg) from the paper's B = 2C prediction
 _VERSION = "imbalance/1"  # bump when a stored run's meaning changes
 
 
@@ -126,11 +137,35 @@ def level_weights(scheme, level, classes, seed):
     return dirichlet_weights(classes, level, seed=np.random.default_rng(_seed_int("dirichlet", seed, level)))
 
 
+def level_key(level):
+    """The level as a string, as ``report.json`` stores it: ``"1"``, ``"0.3"``, ``"inf"``.
+
+    Exact: ``float(level_key(v)) == v``.
+    """
+    level = float(level)
+    short = f"{level:g}"
+    return short if float(short) == level else repr(level)
+
+
 def level_label(scheme, level):
-    """``"ratio 10"`` or ``"alpha 0.3"`` / ``"alpha inf (balanced)"``."""
+    """``"ratio 10"`` or ``"alpha 0.3"`` / ``"alpha inf (balanced)"``; ``level`` a number or a :func:`level_key`."""
+    level = float(level)
     if scheme == "geometric":
         return f"ratio {level:g}"
     return "alpha inf (balanced)" if math.isinf(level) else f"alpha {level:g}"
+
+
+def minority_class(counts, weights):
+    """The rarest class *with at least one sample* (an empty class has no accuracy to measure).
+
+    Ties in the count go to the smaller weight, then to the higher index (with balanced
+    weights: the last of the least frequent classes). Returns ``None`` when every class is empty.
+    """
+    counts = np.asarray(counts)
+    weights = np.asarray(weights, dtype=np.float64)
+    order = np.lexsort((-np.arange(counts.size), weights, counts))  # by count, then weight, then -index
+    nonempty = [int(j) for j in order if counts[j] > 0]
+    return nonempty[0] if nonempty else None
 
 
 def probe_test_set(means, within, per_class, seed):
@@ -149,12 +184,45 @@ def _seed_setup(s, seed):
     test = probe_test_set(mu, s["within"], s["test_per_class"], seed)
     datasets, minority = [], []
     for level in s["levels"]:
-        w = level_weights(s["scheme"], level, K, seed)
-        datasets.append(gaussian_mixture(s["n"], mu, w, within=s["within"],
-                                         seed=_seed_int("sample", seed, s["scheme"], level),
-                                         stratified=s["stratified"]))
-        minority.append(int(np.argmin(np.where(w > 0, w, np.inf))) if np.ptp(w) > 0 else K - 1)
+        ds = _level_data(s, mu, level, seed)
+        datasets.append(ds)
+        minority.append(minority_class(ds.counts, ds.weights))
     return {"means": mu, "test": test, "data": datasets, "minority": minority}
+
+
+def _level_data(s, mu, level, seed):
+    w = level_weights(s["scheme"], level, s["classes"], seed)
+    return gaussian_mixture(s["n"], mu, w, within=s["within"], seed=_seed_int("sample", seed, s["scheme"], level),
+                            stratified=s["stratified"])
+
+
+def _check_draws(s):
+    """Every seed and level must leave at least 2 non-empty classes (checked before any training).
+
+    Raises ValueError naming ``levels`` (Dirichlet draws that fail, or leave < 2 classes).
+    """
+    K = s["classes"]
+    for level in s["levels"]:
+        worst = None
+        for seed in range(s["theory_seeds"]):
+            try:
+                w = level_weights(s["scheme"], level, K, seed)
+            except ValueError as exc:
+                raise ValueError(f"levels contains {level!r}: {exc}") from None
+            if s["stratified"]:  # every class of positive weight gets a sample (n >= K is checked)
+                nonempty = int(np.count_nonzero(w > 0))
+            else:
+                mu = class_means(K, s["dim"], s["radius"], seed, s["center_means"])
+                nonempty = int(np.count_nonzero(_level_data(s, mu, level, seed).counts))
+            if nonempty < 2:
+                worst = (seed, nonempty)
+                break
+        if worst is not None:
+            what = "Dirichlet(alpha) draw" if s["scheme"] == "dirichlet" else "sample"
+            raise ValueError(f"levels contains {level!r}: the {what} of seed {worst[0]} leaves only {worst[1]} of "
+                             f"{K} classes with samples; every level needs at least 2 non-empty classes (the probe, "
+                             "the minority class and the imbalance itself need two). Use a "
+                             + ("larger alpha." if s["scheme"] == "dirichlet" else "smaller ratio."))
 
 
 # --------------------------------------------------------------------------- metrics
@@ -326,13 +394,34 @@ def _settings(quick, overrides):
     s["n"] = V.check_int("n", run["n"], lo=2)
     if s["n"] < s["classes"]:
         raise ValueError(f"n == {s['n']}, must be >= {s['classes']} (classes) so that every class can have a sample.")
-    s["sigma"] = V.check_scalar("sigma", run["sigma"], lo=0.0, lo_open=True)
+    s["sigma"] = _check_sigma(run["sigma"], s["radius"], s["within"])
     s["train"] = {k: run[k] for k in _TRAIN_KEYS if k in run}
     s["train"]["steps"] = V.check_int("steps", run["steps"], lo=1)
     s["control_variate"] = V.check_bool("control_variate", run.get("control_variate", False))
     s["max_steps"] = run.get("max_steps")
     s["max_replicates"] = run.get("max_replicates")
+    _check_draws(s)
     return s
+
+
+def _check_sigma(sigma, radius, within):
+    """sigma > 0 with sigma^2 and sigma^4 (the quartic term) finite and normal in float64, and within a
+    factor ``_SIGMA_RANGE`` of the data scale ``sqrt(radius^2 + within^2)`` (the regime the experiment is
+    about; far outside it the learned W^T W is orders of magnitude from its initial scale)."""
+    sigma = V.check_scalar("sigma", sigma, lo=0.0, lo_open=True)
+    with np.errstate(over="ignore", under="ignore"):
+        s2, s4 = np.float64(sigma) ** 2, np.float64(sigma) ** 4
+    if not (np.isfinite(s4) and s4 >= np.finfo(np.float64).tiny):
+        raise ValueError(f"sigma == {sigma!r} gives sigma^2 == {float(s2):.3g} and sigma^4 == {float(s4):.3g} "
+                         "in float64; both must be finite and nonzero (C = sigma^2 I; the quartic term needs sigma^4).")
+    scale = math.hypot(radius, within)
+    lo, hi = scale / _SIGMA_RANGE, scale * _SIGMA_RANGE
+    if not lo <= sigma <= hi:
+        raise ValueError(f"sigma == {sigma!r}, must be between {lo:.3g} and {hi:.3g} ({1 / _SIGMA_RANGE:g} to "
+                         f"{_SIGMA_RANGE:g} times the data scale sqrt(radius^2 + within^2) == {scale:.3g}); far "
+                         "outside it the learned eigenvalues ~ a / (a + sigma^2)^2 are orders of magnitude from "
+                         "the initial scale, and training cannot be expected to converge in the configured steps.")
+    return sigma
 
 
 # --------------------------------------------------------------------------- training runs
@@ -410,25 +499,134 @@ _ROBUST = (("spectrum_change", "normalised spectrum change"), ("angle", "top-sub
 _FLOORS = {"spectrum_change": 0.01, "angle": 1.0, "probe_drop": 0.005, "minority_drop": 0.01}
 
 
-def _compare(a, b, floor0):
-    """SCL's changes ``a`` vs the reference loss's ``b`` (paired by seed).
+def _compare(a, b, floor0, unit="seed"):
+    """SCL's changes ``a`` vs the reference loss's ``b`` (paired by seed or geometry).
 
-    A difference counts when it exceeds 2 standard errors of the paired difference (with
-    more than one seed) and the resolution ``floor0``; it is "slight" below 20% of the
-    larger change.
+    With one pair there is no standard error: the verdict is ``"undetermined (1 seed)"``.
+    With ``n >= 2`` pairs a difference counts when its mean exceeds both the resolution
+    ``floor0`` and the two-sided 95% Student-t threshold ``t_{0.975, n-1} * SE`` of the
+    paired difference; it is "slight" below 20% of the larger of the two mean changes.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size < 1:
+        raise ValueError(f"a and b have shapes {a.shape} and {b.shape}, must be equal 1-d with at least one entry.")
     d = a - b
+    n = int(d.size)
     mean = float(d.mean())
-    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else None
     scale = max(abs(float(a.mean())), abs(float(b.mean())), 1e-300)
-    if abs(mean) <= max(floor0, 2.0 * se if se is not None else 0.0):
+    out = {"scl": float(a.mean()), "reference": float(b.mean()), "difference": mean, "difference_se": None,
+           "t_quantile": None, "threshold": None, "relative": mean / scale, "n": n}
+    if n == 1:
+        return {**out, "verdict": f"undetermined (1 {unit})"}
+    se = float(d.std(ddof=1) / math.sqrt(n))
+    tq = float(_scipy_stats.t.ppf(0.975, n - 1))
+    threshold = max(float(floor0), tq * se)
+    if abs(mean) <= threshold:
         verdict = "no clear difference"
     else:
         verdict = ("SCL " + ("slightly " if abs(mean) < 0.2 * scale else "")
                    + ("more" if mean < 0 else "less") + " robust")
-    return {"scl": float(a.mean()), "reference": float(b.mean()), "difference": mean, "difference_se": se,
-            "relative": mean / scale, "n": int(d.size), "verdict": verdict}
+    return {**out, "difference_se": se, "t_quantile": tq, "threshold": threshold, "verdict": verdict}
+
+
+def _degenerate(store, losses, seeds, last, src, classes):
+    """Why the representations of ``losses`` cannot carry a robustness verdict, or None.
+
+    Degenerate: rank 0 (``W^T W = 0``) at the balanced or the compared level in any used seed, or a
+    balanced probe accuracy (mean over the used seeds) below ``_DEGENERATE_PROBE / K``: near chance,
+    every change is 0 or measures noise directions.
+    """
+    reasons = []
+    chance = 1.0 / classes
+    for loss in losses:
+        name = "SCL" if loss == "scl" else loss
+        zero = sum(any(store[loss, sd, li, src]["rank"] == 0 for li in (0, last)) for sd in seeds)
+        if zero:
+            reasons.append(f"{name}'s W^T W has rank 0 in {zero} of {len(seeds)} "
+                           + ("seeds" if src == "learned" else "geometries"))
+        probe = float(np.mean([store[loss, sd, 0, src]["probe_accuracy"] for sd in seeds]))
+        if probe < _DEGENERATE_PROBE * chance:
+            reasons.append(f"{name}'s balanced probe accuracy {probe:.3f} < {_DEGENERATE_PROBE:g}/K = "
+                           f"{_DEGENERATE_PROBE * chance:.3f}, chance {chance:.3f}")
+    return "; ".join(reasons) or None
+
+
+def _verdicts(s, recs, ens, ref):
+    """SCL vs ``ref`` at the most imbalanced level, per source and metric.
+
+    Learned: only seeds whose runs converged for both losses at the balanced and at the compared
+    level. Each metric's entry holds the :func:`_compare` numbers, ``comparison`` (its verdict),
+    ``degenerate`` (a reason or None) and ``verdict`` (what is reported: ``"not meaningful (...)"``
+    for a degenerate representation, ``"undetermined: no converged seeds"`` without seeds).
+    """
+    last = len(s["levels"]) - 1
+    pair = ("scl", ref)
+    out = {}
+    for src, store, nseed in (("learned", recs, s["seeds"]), ("derived", ens, s["theory_seeds"]),
+                              ("paper", ens, s["theory_seeds"])):
+        if src == "learned":
+            seeds = [sd for sd in range(nseed) if all(bool(store[loss, sd, li, src]["converged"])
+                                                      for loss in pair for li in (0, last))]
+            excluded = [sd for sd in range(nseed) if sd not in seeds]
+        else:
+            seeds, excluded = list(range(nseed)), []
+        unit = "seed" if src == "learned" else "geometry"
+        degenerate = _degenerate(store, pair, seeds, last, src, s["classes"]) if seeds else None
+        out[src] = {}
+        for key, label in _ROBUST:
+            if not seeds:
+                e = {"scl": None, "reference": None, "difference": None, "difference_se": None, "t_quantile": None,
+                     "threshold": None, "relative": None, "n": 0, "verdict": "undetermined: no converged seeds"}
+            else:
+                e = _compare([store["scl", sd, last, src][key] for sd in seeds],
+                             [store[ref, sd, last, src][key] for sd in seeds], _FLOORS[key], unit)
+            e["comparison"] = e["verdict"]
+            e["degenerate"] = degenerate
+            if degenerate is not None:
+                e["verdict"] = f"not meaningful (degenerate representation: {degenerate})"
+            out[src][key] = {"label": label, **e, "excluded_seeds": excluded}
+    return out
+
+
+def _pct(x):
+    """A relative error as a short percentage (no 300-digit numbers)."""
+    return f"{x:.1%}" if abs(x) < 10 else f"{100 * x:.3g}%"
+
+
+def _errata_e4(s, rows):
+    """Does this run confirm errata E4 (SCL learns B = 2 A0, not the paper's B = 2C)? Converged runs only."""
+    sel = [r for r in rows if r["source"] == "learned" and r["loss"] == "scl"]
+    conv = [r for r in sel if r["converged"]]
+    out = {"criteria": f"max relative error vs derived <= {_E4_MAX_REL_ERROR:.0%} and subspace angle vs paper "
+                       f">= {_E4_MIN_ANGLE:g} deg, over converged SCL runs",
+           "converged_runs": len(conv), "runs": len(sel), "max_rel_error_vs_derived": None,
+           "min_angle_vs_paper": None, "confirmed": False}
+    if not sel:
+        return None
+    if not conv:
+        out["text"] = (f"errata E4: this run does not confirm it: no SCL training run converged (0/{len(sel)}), "
+                       "so the learned models say nothing about B")
+        return out
+    err = max(r["rel_error_vs_derived"] for r in conv)
+    ang = min(r["angle_vs_paper"] for r in conv)
+    out.update(max_rel_error_vs_derived=err, min_angle_vs_paper=ang)
+    note = "" if len(conv) == len(sel) else ", the unconverged ones left out"
+    problems = []
+    if not err <= _E4_MAX_REL_ERROR:
+        problems.append(f"SCL's learned eigenvalues differ from the derived B = 2 A0 prediction by up to {_pct(err)} "
+                        f"(more than {_E4_MAX_REL_ERROR:.0%})")
+    if not ang >= _E4_MIN_ANGLE:
+        problems.append(f"its learned subspace is only {ang:.0f} deg from the paper's B = 2C prediction "
+                        f"(less than {_E4_MIN_ANGLE:g} deg)")
+    if problems:
+        out["text"] = (f"errata E4: this run does not confirm it ({len(conv)}/{len(sel)} SCL runs converged{note}): "
+                       + "; ".join(problems))
+    else:
+        out["confirmed"] = True
+        out["text"] = (f"errata E4 confirmed ({len(conv)}/{len(sel)} SCL runs converged{note}): SCL's learned "
+                       f"eigenvalues are within {_pct(err)} of the derived B = 2 A0 prediction and its learned "
+                       f"subspace is >= {ang:.0f} deg from the paper's B = 2C prediction")
+    return out
 
 
 # --------------------------------------------------------------------------- the experiment
@@ -463,7 +661,8 @@ def run_imbalance(out="minissl-figures", quick=False, seeds=None, levels=None, l
     Returns
     -------
     dict
-        JSON-ready (what report.json holds) plus ``markdown``.
+        JSON-ready (what report.json holds) plus ``markdown``. Levels are stored as exact
+        strings (:func:`level_key`: ``"inf"``, ``"1"``, ``"0.3"``), with ``level_labels``.
     """
     V.check_choice("engine", engine, ("numba", "numpy"))
     quick = V.check_bool("quick", quick)
@@ -517,8 +716,11 @@ def run_imbalance(out="minissl-figures", quick=False, seeds=None, levels=None, l
     # the theory over many geometries (the trained seeds first)
     t_theory = time.perf_counter()
     ens = {}
+    empty = [[] for _ in lv]  # number of empty classes, per level and geometry
     for seed in range(s["theory_seeds"]):
         setup = setups.get(seed) or _seed_setup(s, seed)
+        for li, ds in enumerate(setup["data"]):
+            empty[li].append(int(np.count_nonzero(ds.counts == 0)))
         for loss in s["losses"]:
             if seed < s["seeds"]:
                 ev = {src: [recs[loss, seed, li, src] for li in range(len(lv))] for src in SOURCES[1:]}
@@ -533,10 +735,11 @@ def run_imbalance(out="minissl-figures", quick=False, seeds=None, levels=None, l
     write_csv(folder / "data.csv", rows)
     ens_rows = _ensemble_rows(s, ens)
     write_csv(folder / "theory_ensemble.csv", ens_rows)
-    report = _summarise(s, recs, ens, rows, ens_rows)
+    report = _summarise(s, recs, ens, rows, ens_rows, empty)
     wall = time.perf_counter() - t_start
     report.update({"quick": quick, "engine": engine, "settings_file": s["path"],
-                   "settings": {k: v for k, v in s.items() if k != "path"}, "wall_seconds": wall,
+                   "settings": {**{k: v for k, v in s.items() if k != "path"},
+                                "levels": [level_key(v) for v in s["levels"]]}, "wall_seconds": wall,
                    "train_seconds": t_train, "theory_seconds": t_theory})
     markdown = _markdown(report, s)
     msg = save_figure(folder / "figure.png", _drawer(report, s))
@@ -604,7 +807,7 @@ def _stats(vals):
     return float(a.mean()), (float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else None)
 
 
-def _summarise(s, recs, ens, rows, ens_rows):
+def _summarise(s, recs, ens, rows, ens_rows, empty):
     lv, losses = s["levels"], s["losses"]
     last = len(lv) - 1
     table, ens_table = [], []
@@ -612,7 +815,7 @@ def _summarise(s, recs, ens, rows, ens_rows):
         for loss in losses:
             for src in SOURCES:
                 sel = [r for r in rows if r["loss"] == loss and r["level"] == level and r["source"] == src]
-                e = {"level": level, "loss": loss, "source": src,
+                e = {"level": level_key(level), "loss": loss, "source": src,
                      "eigenvalues": np.mean([recs[loss, sd, li, src]["eigenvalues"] for sd in range(s["seeds"])],
                                             axis=0).tolist()}
                 for key in _METRICS:
@@ -624,25 +827,17 @@ def _summarise(s, recs, ens, rows, ens_rows):
                 table.append(e)
             for src in SOURCES[1:]:
                 sel = [r for r in ens_rows if r["loss"] == loss and r["level"] == level and r["source"] == src]
-                e = {"level": level, "loss": loss, "source": src}
+                e = {"level": level_key(level), "loss": loss, "source": src}
                 for key in _METRICS:
                     e[key], e[key + "_se"] = _stats([r[key] for r in sel])
                 ens_table.append(e)
     ref = next((x for x in losses if x in _INFONCE_FAMILY), None)
-    verdicts = {}
-    if "scl" in losses and ref is not None and last > 0:
-        for src, store, nseed in (("learned", recs, s["seeds"]), ("derived", ens, s["theory_seeds"]),
-                                  ("paper", ens, s["theory_seeds"])):
-            verdicts[src] = {}
-            for key, label in _ROBUST:
-                a = [store["scl", sd, last, src][key] for sd in range(nseed)]
-                b = [store[ref, sd, last, src][key] for sd in range(nseed)]
-                verdicts[src][key] = {"label": label, **_compare(a, b, _FLOORS[key])}
+    verdicts = _verdicts(s, recs, ens, ref) if "scl" in losses and ref is not None and last > 0 else {}
     between = []
     if "scl" in losses and ref is not None:
         ksub = min(s["d1"], s["classes"] - 1)
         for li, level in enumerate(lv):
-            entry = {"level": level}
+            entry = {"level": level_key(level)}
             for src in ("learned", "derived"):
                 entry[src] = float(np.mean([principal_angle(recs["scl", sd, li, src]["M"], recs[ref, sd, li, src]["M"],
                                                             ksub) for sd in range(s["seeds"])]))
@@ -652,25 +847,38 @@ def _summarise(s, recs, ens, rows, ens_rows):
     for li, level in enumerate(lv):
         ds = setup0["data"][li]
         m = np.asarray(ds.x, dtype=np.float64).mean(0)
-        level_stats.append({"level": level, "label": level_label(s["scheme"], level),
+        level_stats.append({"level": level_key(level), "label": level_label(s["scheme"], level),
                             "class_fractions": (ds.counts / ds.n).tolist(), "minority_class": setup0["minority"][li],
+                            "empty_classes": [int(j) for j in np.flatnonzero(ds.counts == 0)],
+                            "geometries_with_empty_classes": int(np.count_nonzero(empty[li])),
+                            "mean_empty_classes": float(np.mean(empty[li])),
                             "A0_eigenvalues": np.linalg.eigvalsh(ds.A0)[::-1].tolist(),
                             "A0_centered_eigenvalues": np.linalg.eigvalsh(ds.A0_centered)[::-1].tolist(),
                             "mean_norm2": float(m @ m)})
     learned_rows = [r for r in rows if r["source"] == "learned"]
     agreement = {}
-    for loss in losses:
-        lr = [r for r in learned_rows if r["loss"] == loss]
-        agreement[loss] = {"max_rel_error_vs_derived": max(r["rel_error_vs_derived"] for r in lr),
-                           "median_rel_error_vs_derived": float(np.median([r["rel_error_vs_derived"] for r in lr])),
-                           "max_angle_vs_derived": max(r["angle_vs_derived"] for r in lr),
-                           "median_angle_vs_derived": float(np.median([r["angle_vs_derived"] for r in lr])),
-                           "min_angle_vs_paper": min(r["angle_vs_paper"] for r in lr),
-                           "max_u": max((r["u"] for r in lr if r["u"] is not None), default=None)}
+    for loss in losses:  # converged runs only: an unconverged W is not a minimum of anything
+        lr_all = [r for r in learned_rows if r["loss"] == loss]
+        lr = [r for r in lr_all if r["converged"]]
+        a = {"runs": len(lr_all), "converged_runs": len(lr)}
+        if lr:
+            a.update({"max_rel_error_vs_derived": max(r["rel_error_vs_derived"] for r in lr),
+                      "median_rel_error_vs_derived": float(np.median([r["rel_error_vs_derived"] for r in lr])),
+                      "max_angle_vs_derived": max(r["angle_vs_derived"] for r in lr),
+                      "median_angle_vs_derived": float(np.median([r["angle_vs_derived"] for r in lr])),
+                      "min_angle_vs_paper": min(r["angle_vs_paper"] for r in lr),
+                      "max_u": max((r["u"] for r in lr if r["u"] is not None), default=None)})
+        else:
+            a.update(dict.fromkeys(("max_rel_error_vs_derived", "median_rel_error_vs_derived", "max_angle_vs_derived",
+                                    "median_angle_vs_derived", "min_angle_vs_paper", "max_u")))
+        agreement[loss] = a
     n_conv = sum(bool(r["converged"]) for r in learned_rows)
-    return {"figure": FIGURE, "levels": lv, "reference_loss": ref, "level_stats": level_stats, "table": table,
-            "theory_ensemble": ens_table, "verdicts": verdicts, "between_losses": between, "agreement": agreement,
-            "converged": f"{n_conv}/{len(learned_rows)}", "all_converged": n_conv == len(learned_rows)}
+    return {"figure": FIGURE, "levels": [level_key(v) for v in lv],
+            "level_labels": [level_label(s["scheme"], v) for v in lv], "reference_loss": ref,
+            "level_stats": level_stats, "table": table, "theory_ensemble": ens_table, "verdicts": verdicts,
+            "errata_E4": _errata_e4(s, rows) if "scl" in losses else None, "between_losses": between,
+            "agreement": agreement, "converged": f"{n_conv}/{len(learned_rows)}",
+            "all_converged": n_conv == len(learned_rows)}
 
 
 # --------------------------------------------------------------------------- report
@@ -710,16 +918,43 @@ def _source_name(report, src):
     return (_SOURCE_NAMES_WEIGHTED if report["reference_loss"] == "weighted" else _SOURCE_NAMES)[src]
 
 
+def _what(src, n):
+    if src == "learned":
+        return f"{n} converged trained seed(s)"
+    return f"{n} geometries"
+
+
+def _excluded_note(vs):
+    ex = next(iter(vs.values()))["excluded_seeds"]
+    return f"; left out (a run did not converge): seed(s) {', '.join(map(str, ex))}" if ex else ""
+
+
+def _numbers(v):
+    if v["scl"] is None:
+        return v["label"]
+    return f"{v['label']} {v['scl']:.3g} vs {v['reference']:.3g}"
+
+
 def verdict_lines(report):
-    """One line per source: SCL vs the reference loss at the most imbalanced level."""
+    """One line per source: SCL vs the reference loss at the most imbalanced level, per metric."""
     out = []
     ref = report["reference_loss"]
     for src, vs in report["verdicts"].items():
-        n = next(iter(vs.values()))["n"]
-        parts = [f"{v['label']} {v['scl']:.3g} vs {v['reference']:.3g} ({v['relative']:+.0%}): {v['verdict']}"
-                 for v in vs.values()]
-        what = "trained seed(s)" if src == "learned" else "geometries"
-        out.append(f"{_source_name(report, src)} [SCL vs {ref}, {n} {what}]: " + "; ".join(parts))
+        first = next(iter(vs.values()))
+        n, degenerate = first["n"], first["degenerate"]
+        parts = []
+        for v in vs.values():
+            if v["scl"] is None:
+                parts.append(f"{v['label']}: {v['verdict']}")
+                continue
+            thr = ("" if v["threshold"] is None
+                   else f", difference {v['difference']:+.3g} vs threshold {v['threshold']:.3g}")
+            verdict = (v["verdict"] if degenerate is None
+                       else f"not meaningful (by the numbers alone: {v['comparison']})")
+            parts.append(f"{_numbers(v)} ({v['relative']:+.0%}{thr}): {verdict}")
+        head = "" if degenerate is None else f"; degenerate representation: {degenerate}"
+        out.append(f"{_source_name(report, src)} [SCL vs {ref}, {_what(src, n)}{_excluded_note(vs)}{head}]: "
+                   + "; ".join(parts))
     return out
 
 
@@ -733,29 +968,46 @@ def summary_lines(report):
     for src in ("paper", "derived", "learned"):
         groups = {}
         for key, x in v[src].items():
-            groups.setdefault(x["verdict"], []).append(f"{x['label']} {x['scl']:.3g} vs {x['reference']:.3g}")
+            groups.setdefault(x["verdict"], []).append(_numbers(x))
         n = next(iter(v[src].values()))["n"]
-        out.append(f"{_source_name(report, src)} ({n} {'trained seed(s)' if src == 'learned' else 'geometries'}), "
-                   f"SCL vs {ref}: "
+        out.append(f"{_source_name(report, src)} ({_what(src, n)}{_excluded_note(v[src])}), SCL vs {ref}: "
                    + "; ".join(f"{verdict}: {', '.join(items)}" for verdict, items in groups.items()))
-    a = report["agreement"].get("scl")
-    if a is not None:
-        out.append(f"errata E4: SCL's learned eigenvalues are within {a['max_rel_error_vs_derived']:.1%} of the "
-                   f"derived B = 2 A0 prediction and its learned subspace is >= {a['min_angle_vs_paper']:.0f} deg "
-                   "from the paper's B = 2C prediction")
+    e4 = report.get("errata_E4")
+    if e4 is not None:
+        out.append(e4["text"])
     return out
+
+
+def agreement_line(report):
+    """Learned vs derived theory, converged runs only (what ``minissl imbalance`` prints)."""
+    parts = []
+    for loss, a in report["agreement"].items():
+        if not a["converged_runs"]:
+            parts.append(f"{loss}: no converged runs (0/{a['runs']})")
+            continue
+        parts.append(f"{loss} eigenvalues within {_pct(a['median_rel_error_vs_derived'])} (median), subspace "
+                     f"{a['median_angle_vs_derived']:.1f} deg (median), {a['converged_runs']}/{a['runs']} runs")
+    return "learned vs derived theory (converged runs): " + "; ".join(parts)
+
+
+def _empty_note(st, s):
+    own = ("empty classes " + ", ".join(map(str, st["empty_classes"]))) if st["empty_classes"] else "no empty class"
+    return (f"{own}; {st['geometries_with_empty_classes']} of {s['theory_seeds']} geometries have an empty class, "
+            f"{st['mean_empty_classes']:.2f} on average")
 
 
 def _markdown(report, s):
     lv = report["levels"]
     ref = report["reference_loss"]
     seeds = s["seeds"]
+    centred = "centred" if s["center_means"] else "not centred"
     md = [f"# Class imbalance (Sec. 4.3, Fig. 4): {', '.join(s['losses'])}", "",
-          f"K = {s['classes']} Gaussian classes in d0 = {s['dim']} (means of radius {s['radius']:g}, centred; "
+          f"K = {s['classes']} Gaussian classes in d0 = {s['dim']} (means of radius {s['radius']:g}, {centred}; "
           f"within-class std {s['within']:g}), linear model d1 = {s['d1']}, N = {s['n']}, isotropic augmentation "
           f"sigma = {s['sigma']:g}; {seeds} trained seed(s), theory over {s['theory_seeds']} geometries; levels "
           f"({s['scheme']}): {', '.join(level_label(s['scheme'], v) for v in lv)}. Changes are relative to the "
-          "balanced run of the same seed; the minority class is the rarest one of each level.", "",
+          "balanced run of the same seed; the minority class is the rarest class with at least one training sample "
+          "at each level (an empty class has no accuracy to measure).", "",
           "Paper (Sec. 4.3): SCL's B = 2C does not depend on the data, so SCL should be more robust to imbalance "
           "than InfoNCE (B = A0). Derived (errata E4): SCL's B = 2 A0, InfoNCE's B = A0c: both follow the data.", ""]
     if report["verdicts"]:
@@ -764,9 +1016,12 @@ def _markdown(report, s):
         md += ["", "Per metric (SCL vs reference, relative difference):", ""]
         md += [f"* {line}." for line in verdict_lines(report)]
         md += ["", "(SCL's change vs the reference's, relative difference in parentheses. A difference counts "
-               "beyond 2 standard errors of the seed-paired difference and the resolution of the measurement; "
-               "'slightly' means below 20% of the larger change.)", ""]
-    md += ["## Trained seeds, per level (mean ± SE over seeds)", "",
+               "when it exceeds both the resolution of the measurement and t_0.975(n-1) standard errors of the "
+               "seed-paired difference (two-sided 95%); with one seed the verdict is undetermined. 'slightly' "
+               "means below 20% of the larger change. Learned verdicts use only seeds whose runs converged for "
+               f"both losses at the balanced and the compared level. 'not meaningful' marks a degenerate "
+               f"representation: rank 0, or a balanced probe accuracy below {_DEGENERATE_PROBE:g}/K.)", ""]
+    md += ["## Trained seeds, per level (mean ± SE over seeds, unconverged runs included; see 'converged')", "",
            "| level | loss | source | top eigenvalues | spectrum change | angle (deg) | stable rank | probe acc. | "
            "minority acc. | minority sep. | mean captured | converged |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -787,10 +1042,14 @@ def _markdown(report, s):
                   f"{_fmt(e['probe_accuracy'], e['probe_accuracy_se'])} | "
                   f"{_fmt(e['minority_accuracy'], e['minority_accuracy_se'])} | "
                   f"{_fmt(e['mean_captured'], e['mean_captured_se'], '.2f')} |")
-    md += ["", "## Learned vs theory", ""]
+    md += ["", "## Learned vs theory (converged runs only)", ""]
     for loss, a in report["agreement"].items():
-        md.append(f"* {loss}: top-{s['d1']} eigenvalues within {a['median_rel_error_vs_derived']:.1%} (median; max "
-                  f"{a['max_rel_error_vs_derived']:.1%}) of the derived prediction, relative to its top; subspace "
+        if not a["converged_runs"]:
+            md.append(f"* {loss}: no converged runs (0/{a['runs']}).")
+            continue
+        md.append(f"* {loss} ({a['converged_runs']}/{a['runs']} runs converged): top-{s['d1']} eigenvalues within "
+                  f"{_pct(a['median_rel_error_vs_derived'])} (median; max "
+                  f"{_pct(a['max_rel_error_vs_derived'])}) of the derived prediction, relative to its top; subspace "
                   "angle "
                   f"to the derived prediction {a['median_angle_vs_derived']:.1f} deg (median; max "
                   f"{a['max_angle_vs_derived']:.1f}); to the paper's-constants prediction >= "
@@ -803,16 +1062,16 @@ def _markdown(report, s):
     md += ["", "## Data (seed 0)", ""]
     for st in report["level_stats"]:
         md.append(f"* {st['label']}: class fractions {', '.join(f'{f:.3f}' for f in st['class_fractions'])} "
-                  f"(minority class {st['minority_class']}); A0 eigenvalues "
+                  f"(minority class {st['minority_class']}; {_empty_note(st, s)}); A0 eigenvalues "
                   f"{', '.join(f'{v:.3g}' for v in st['A0_eigenvalues'])}; |mean|^2 {st['mean_norm2']:.3g}")
     md += ["", f"Converged training runs: {report['converged']}."]
     return "\n".join(md)
 
 
 def _drawer(report, s):
-    lv = report["levels"]
+    lv = report["levels"]  # keys (strings); s["levels"] the numbers
     geo = s["scheme"] == "geometric"
-    xs = list(lv) if geo else [0.0 if math.isinf(v) else 1.0 / v for v in lv]  # dirichlet: 1/alpha
+    xs = list(s["levels"]) if geo else [0.0 if math.isinf(v) else 1.0 / v for v in s["levels"]]  # dirichlet: 1/alpha
     colors = {"infonce": "C0", "weighted": "C2", "scl": "C3"}
     panels = (("spectrum_change", "normalised spectrum change"), ("angle", "top-subspace angle to balanced (deg)"),
               ("probe_accuracy", "linear-probe balanced accuracy"), ("minority_accuracy", "minority-class accuracy"))
