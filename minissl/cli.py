@@ -181,19 +181,26 @@ def simulate_cmd(loss_name, alpha, beta, negatives, lam, temperature, decoupled,
                            replicates=replicates, bias=bias, seed=seed, kappa=kappa, track=track,
                            uniformity_t=uniformity_t)
         elapsed = time.perf_counter() - t0
-    except (ValueError, TypeError) as exc:
-        raise click.UsageError(str(exc)) from None
-    except FloatingPointError as exc:
-        raise click.ClickException(str(exc)) from None
-    except MemoryError:
-        raise click.ClickException(f"not enough memory for N={n}, replicates={replicates}; lower --n or "
-                                   "--replicates.") from None
+    except Exception as exc:
+        _library_error(exc, f"N={n}, replicates={replicates}; lower --n or --replicates")
     report = _report(res, loss, kappa, rank_tol, elapsed, [str(w.message) for w in caught])
     click.echo(_format(report))
     _emit_track(res.track, res.history["loss"], report, track_csv, track_plot,
                 f"{_LOSS_TITLES[loss.name]}, sigma={sigma:g}, seed={seed}")
     if json_path:
         write_json(json_path, report)
+
+
+def _library_error(exc, memory_hint):
+    """Turn a library error into the CLI's: bad input -> usage error (exit 2), divergence or
+    memory -> a plain error; anything else propagates unchanged."""
+    if isinstance(exc, (ValueError, TypeError)):
+        raise click.UsageError(str(exc)) from None
+    if isinstance(exc, FloatingPointError):
+        raise click.ClickException(str(exc)) from None
+    if isinstance(exc, MemoryError):
+        raise click.ClickException(f"not enough memory for {memory_hint}.") from None
+    raise exc
 
 
 def _run_siamese(method, *, rank_tol, track, track_csv, track_plot, json_path, **kw):
@@ -205,12 +212,8 @@ def _run_siamese(method, *, rank_tol, track, track_csv, track_plot, json_path, *
         t0 = time.perf_counter()
         res = train_siamese(method, variances=variances, **kw)
         elapsed = time.perf_counter() - t0
-    except (ValueError, TypeError) as exc:
-        raise click.UsageError(str(exc)) from None
-    except FloatingPointError as exc:
-        raise click.ClickException(str(exc)) from None
-    except MemoryError:
-        raise click.ClickException(f"not enough memory for N={kw['n']}; lower --n.") from None
+    except Exception as exc:
+        _library_error(exc, f"N={kw['n']}; lower --n")
     report = siamese_report(res, rank_tol, elapsed)
     click.echo(format_siamese(report))
     if track:
