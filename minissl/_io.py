@@ -51,3 +51,26 @@ def jsonable(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def save_png(path, draw, dpi=110):
+    """Draw with matplotlib (``draw(plt) -> figure``) and write a PNG atomically.
+
+    Returns None when written, or a message when matplotlib (the ``plot`` extra) is not
+    installed; the commands check for it before any work (``minissl.cli.options``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: figure skipped (pip install 'minissl[plot]')."
+    import io
+
+    fig = draw(plt)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return None

@@ -44,11 +44,11 @@ __all__ = ["supports", "quadratic_moment", "quadratic_moment_mean"]
 
 def supports(loss):
     """Whether the control variate applies to ``loss`` (InfoNCE family, unnormalized)."""
-    return loss.name in ("infonce", "weighted", "beta") and not loss.normalize
+    return loss.spec.control_variate and not loss.normalize
 
 
 def _family(loss):
-    kw = loss._core_kwargs
+    kw = loss.core_kwargs
     return float(kw["alpha"]), float(kw["beta"]), kw.get("negatives") == "both"
 
 

@@ -42,13 +42,6 @@ from ._config import CACHE, FASTMATH
 __all__ = ["Landscape", "effective_B", "effective_landscape", "paper_B", "predict", "descend_batch"]
 
 
-def _centered(A0, mean):
-    if mean is None:
-        return A0
-    m = V.check_array("mean", mean, ndim=1, shape=(A0.shape[0],), dtype=np.float64)
-    return A0 - np.outer(m, m)
-
-
 def _check_loss(loss):
     from .losses import Loss
 
@@ -57,14 +50,10 @@ def _check_loss(loss):
     return loss
 
 
-def _refuse_simclr(loss, what):
-    """SimCLR's cosine NT-Xent has no fourth-order theory in the paper: refuse clearly."""
-    if loss.name == "simclr":
-        raise ValueError(
-            f"loss 'simclr' has no {what}: its cosine similarity is scale invariant (no expansion at "
-            "W = 0) and the paper gives no fourth-order landscape for it. The Gaussian-kernel equivalent "
-            "get_loss('infonce', normalize=True, c=1/temperature, negatives='both') is modelled by "
-            "effective_landscape(..., kappa=...) (docs/conventions.md).")
+def _refuse_without_B(loss, what):
+    """Losses without an effective B in the registry (scale-free cosine forms): refuse clearly."""
+    if loss.spec.effective_B is None:
+        raise ValueError(f"loss {loss.name!r} has no {what}: {loss.spec.no_B}.")
 
 
 def effective_B(loss, A0, C, n=None, mean=None, d1=None):
@@ -109,7 +98,7 @@ def effective_B(loss, A0, C, n=None, mean=None, d1=None):
     ``beta A0 - (1-beta) C``, not ``A0 - (1-beta) C`` (Sec. 4.2). See docs/errata.md.
     """
     _check_loss(loss)
-    _refuse_simclr(loss, "effective B")
+    _refuse_without_B(loss, "effective B")
     A0 = V.check_covariance("A0", A0)
     C = V.check_covariance("C", C, dim=A0.shape[0])
     n = V.check_int("n", n, lo=2, allow_none=True)
@@ -122,30 +111,7 @@ def effective_B(loss, A0, C, n=None, mean=None, d1=None):
             "W = 0; use effective_landscape(..., kappa=...) which models normalization by "
             "the penalty of Eq. (10) with the unnormalized loss's B."
         )
-    name = loss.name
-    if name in ("infonce", "weighted", "beta"):
-        alpha, beta = loss.alpha, loss.beta
-        views = 2 if loss.params["negatives"] == "both" else 1
-        factor = 1.0 if n is None else views * n / (views * (n - 1) + alpha)
-        B = beta * factor * _centered(A0, mean) - (1.0 - beta) * C
-    elif name == "scl":
-        B = 2.0 * A0
-    elif name == "barlow":
-        if loss.params["standardize"]:
-            raise ValueError(
-                "barlow with standardize=True is invariant to rescaling each output "
-                "dimension and has no expansion at W = 0; use standardize=False (raw "
-                "cross-correlation), for which B = 2 A0."
-            )
-        B = 2.0 * A0
-    elif name == "vicreg":
-        if n is None or d1 is None:
-            raise ValueError("vicreg: effective_B needs n= (batch size) and d1= (output dimension).")
-        p = loss.params
-        Au = n / (n - 1) * _centered(A0, mean)
-        B = p["var"] / (2.0 * d1 * np.sqrt(p["eps"])) * (Au + C) - 2.0 * p["inv"] / d1 * C
-    else:  # pragma: no cover - get_loss validates names
-        raise ValueError(f"loss {name!r} has no effective B.")
+    B = loss.spec.effective_B(loss.core_kwargs, A0, C, n, mean, d1)
     return B - gamma * eye
 
 
@@ -157,26 +123,14 @@ def paper_B(loss, A0, C, n=None):
     weight decay ``- gamma I``. These are *not* the true constants; see docs/errata.md.
     """
     _check_loss(loss)
-    _refuse_simclr(loss, "B printed in the paper")
+    _refuse_without_B(loss, "B printed in the paper")
     A0 = V.check_covariance("A0", A0)
     C = V.check_covariance("C", C, dim=A0.shape[0])
     n = V.check_int("n", n, lo=1, allow_none=True)
     eye = np.eye(A0.shape[0])
-    name = loss.name
-    if name == "infonce":
-        B = A0.copy()
-    elif name == "weighted":
-        if n is None:
-            raise ValueError("weighted: paper_B needs n= (dataset size).")
-        B = A0 - (1.0 - loss.alpha) * C / n
-    elif name == "beta":
-        B = A0 - (1.0 - loss.beta) * C
-    elif name == "scl":
-        B = 2.0 * C
-    elif name == "barlow":
-        B = A0 + C
-    else:
-        raise ValueError(f"the paper prints no B for {name!r}.")
+    if loss.spec.paper_B is None:
+        raise ValueError(f"the paper prints no B for {loss.name!r}.")
+    B = loss.spec.paper_B(loss.core_kwargs, A0, C, n)
     return B - loss.weight_decay * eye
 
 
@@ -436,31 +390,15 @@ def effective_landscape(loss, A0, C, n=None, mean=None, kappa=None, d1=None):
         forms implemented here (VICReg's hinge expansion has radius ``~ sqrt(eps)``).
     """
     _check_loss(loss)
-    _refuse_simclr(loss, "effective landscape")
-    if loss.name == "vicreg":
-        raise ValueError(
-            "vicreg: no fourth-order landscape (the variance hinge sqrt(var + eps) expands "
-            "only for var << eps); effective_B(loss, A0, C, n=, d1=) gives its Hessian at 0."
-        )
+    if loss.spec.quartic is None:
+        raise ValueError(loss.spec.no_landscape)
     A0 = V.check_covariance("A0", A0)
     C = V.check_covariance("C", C, dim=A0.shape[0])
     kappa = V.check_scalar("kappa", kappa, lo=0.0, allow_none=True)
     if kappa is None:
         kappa = 100.0 if loss.normalize else 0.0
-    base = loss
-    if loss.normalize:
-        from .losses import get_loss
-
-        base = get_loss(loss.name, weight_decay=loss.weight_decay, **loss.params)
-    B = effective_B(base, A0, C, n=n, mean=mean, d1=d1)
-    Ac = _centered(A0, mean)
-    if loss.name in ("infonce", "weighted", "beta"):
-        return Landscape(B=B, S=Ac + C, k=0.75 * loss.beta, Sigma=Ac + C, kappa=kappa, c=loss.c)
-    if loss.name == "scl":
-        return Landscape(B=B, S=A0 + C, k=1.0, Sigma=A0 + C, kappa=kappa, c=loss.c)
-    # barlow, raw cross-correlation (effective_B rejected the standardised one)
-    return Landscape(B=B, S=A0, Sigma=A0 + C, kappa=kappa, c=loss.c, quartic="barlow",
-                     lam=loss.params["lam"])
+    B = effective_B(loss.unnormalized(), A0, C, n=n, mean=mean, d1=d1)
+    return Landscape(B=B, kappa=kappa, c=loss.c, **loss.spec.quartic(loss.core_kwargs, A0, C, mean))
 
 
 def predict(loss, A0, C, n=None, mean=None, d1=None, bias=False, kappa=None, seed=0):

@@ -332,15 +332,8 @@ def _n_records(steps, record_every):
 
 def _loss_args(loss):
     """``(kind, prm, both, normalize, c, norm_eps, weight_decay)`` for the compiled loops."""
-    kw = loss._core_kwargs
-    if loss.name in ("infonce", "weighted", "beta"):
-        kind, prm = 0, (kw["alpha"], kw["beta"])
-    elif loss.name == "scl":
-        kind, prm = 1, ()
-    elif loss.name == "barlow":
-        kind, prm = 2, (kw["lam"], 1.0 if kw["standardize"] else 0.0, kw["eps"])
-    else:
-        kind, prm = 3, (kw["inv"], kw["var"], kw["cov"], kw["gamma"], kw["eps"])
+    kw = loss.core_kwargs
+    kind, prm = loss.spec.kernel_id, loss.spec.kernel_params(kw)
     both = kw.get("negatives") == "both"
     return (kind, np.asarray(prm, dtype=np.float64).reshape(-1), both, bool(loss.normalize), float(loss.c),
             float(loss.norm_eps), float(loss.weight_decay))

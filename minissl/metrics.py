@@ -37,6 +37,7 @@ __all__ = [
     "spectrum",
     "embedding_covariance",
     "numerical_rank",
+    "RANK_RTOL",
     "stable_rank",
     "entropy_rank",
     "log_eigenvalue_ratio",
@@ -47,6 +48,10 @@ __all__ = [
     "principal_angles",
     "trajectory",
 ]
+
+
+# relative tolerance of the numerical rank used throughout minissl (reports, CLI, summary)
+RANK_RTOL = 1e-3
 
 
 def _eigs(M):
@@ -89,8 +94,13 @@ def embedding_covariance(Z, centered=True):
     return Z.T @ Z / Z.shape[0]
 
 
-def numerical_rank(M, rtol=None):
-    """Number of eigenvalues above ``rtol * lambda_max`` (default ``rtol = d * eps``)."""
+def numerical_rank(M, rtol=RANK_RTOL):
+    """Number of eigenvalues above ``rtol * lambda_max``.
+
+    The default :data:`RANK_RTOL` (1e-3) is the one tolerance minissl's reports, the CLI's
+    ``--rank-tol`` and :func:`summary` share; ``rtol=None`` takes NumPy's
+    ``matrix_rank`` convention ``d * eps``.
+    """
     ev = _eigs(M)
     if rtol is None:
         rtol = ev.size * np.finfo(np.float64).eps
@@ -139,7 +149,7 @@ def explained_variance(M):
     return np.cumsum(ev) / tot
 
 
-def summary(M, rtol=None):
+def summary(M, rtol=RANK_RTOL):
     """All diagnostics of ``M`` in one dict (JSON-friendly floats and lists)."""
     ev = _eigs(M)
     return {

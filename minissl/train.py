@@ -608,7 +608,7 @@ def _track(P, history):
 
 def _group_key(P):
     L = P.loss
-    return (L.name, tuple(sorted(L._core_kwargs.items())), L.normalize, L.c, L.norm_eps, L.weight_decay,
+    return (L.name, tuple(sorted(L.core_kwargs.items())), L.normalize, L.c, L.norm_eps, L.weight_decay,
             P.x.shape, P.d1, P.steps, P.lr, P.lr_final, P.lr_schedule, P.optimizer, P.momentum, P.noise,
             P.replicates, P.record_every, P.b is not None, P.Mbar is not None)
 

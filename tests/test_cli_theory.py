@@ -72,18 +72,18 @@ def test_normalized_and_bias():
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["theory", "table1", "--sigma", "2"], "--sigma has no effect"),
+    (["theory", "table1", "--sigma", "2"], "No such option '--sigma'"),  # a real subcommand: table1 has none
     (["theory", "--theta", "0.3"], "--theta"),
     (["theory", "--kappa", "3"], "--normalize"),
     (["theory", "--bias"], "--normalize"),
     (["theory", "--variances", "1,-1"], "variances"),
     (["theory", "phase", "--sigmas", "3:1:5"], "LO:HI:NUM"),
-    (["theory", "--loss", "scl", "--beta", "0.5"], "--beta applies"),
+    (["theory", "--loss", "scl", "--beta", "0.5"], "--beta has no effect with --loss scl"),
     (["theory", "--kappa", "nan", "--normalize"], "kappa"),
     (["theory", "nonsense"], "nonsense"),
-    (["theory", "--sigma", "1e200"], "overflow"),
+    (["theory", "--sigma", "1e200"], "--sigma == 1e+200, must be <= 1000000.0"),  # bound checked first
     (["theory", "--normalize", "--c", "1e300"], "overflow"),
-    (["theory", "--variances", "1e300,1"], "ill-conditioned"),
+    (["theory", "--variances", "1e300,1"], "--variances contains 1e+300, every variance must be <= 1e+12"),
     (["theory", "--c", "2"], "--c applies with --normalize"),
     (["theory", "--content-dims", "1"], "--content-dims has no effect"),
 ])
@@ -96,5 +96,6 @@ def test_plot_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     target = tmp_path / "p.png"
     res = _run(["theory", "phase", "--sigmas", "0.1:3:4", "--thetas", "0:1:3", "--plot", str(target)])
-    assert res.exit_code == 1 and "pip install 'minissl[plot]'" in res.output
+    # decided before any work, exit 2 like every bad option (and simulate --track-plot)
+    assert res.exit_code == 2 and "--plot needs matplotlib" in res.output and "pip install 'minissl[plot]'" in res.output
     assert not target.exists()

@@ -108,13 +108,14 @@ def test_explained_variance_is_normalized_cumsum(rng):
 def test_numerical_rank_matches_numpy_matrix_rank(rng):
     for r in (1, 2, 4):
         S = random_psd(rng, 6, rank=r)
-        assert M.numerical_rank(S) == r == np.linalg.matrix_rank(S, hermitian=True)
+        assert M.numerical_rank(S, rtol=None) == r == np.linalg.matrix_rank(S, hermitian=True)
 
 
 def test_numerical_rank_rtol():
     lam = np.diag([1.0, 1e-2, 1e-5, 0.0])
-    assert M.numerical_rank(lam) == 3
-    assert M.numerical_rank(lam, rtol=1e-3) == 2
+    assert M.numerical_rank(lam, rtol=None) == 3  # NumPy's d * eps
+    assert M.numerical_rank(lam) == M.numerical_rank(lam, rtol=M.RANK_RTOL) == 2  # minissl's 1e-3
+    assert M.summary(lam)["rank"] == 2  # the same default as numerical_rank and the CLI's --rank-tol
     assert M.numerical_rank(lam, rtol=0.5) == 1
     assert M.numerical_rank(lam, rtol=0.0) == 3
 

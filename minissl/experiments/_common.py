@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text, jsonable
+from .._io import atomic_write_text, jsonable, save_png
 
 __all__ = ["load_settings", "settings_path", "PointRunner", "write_csv", "write_report", "save_figure",
            "PROTOCOLS"]
@@ -208,16 +208,7 @@ def save_figure(path, draw):
 
     Returns None on success, or a message when matplotlib is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    skipped = save_png(path, draw)
+    if skipped is not None:
         return "matplotlib is not installed: data and reports written, figure skipped (pip install 'minissl[plot]')."
-    fig = draw(plt)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
     return None

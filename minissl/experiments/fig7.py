@@ -16,7 +16,7 @@ from ..nonlinear import classify_regime, linear_regime, plane_probe, scale_probe
 from ._common import write_csv
 from .fig1 import grid_rows
 
-__all__ = ["fig7_mlp", "run_nonlinear"]
+__all__ = ["fig7_mlp", "run_nonlinear", "nonlinear_outputs"]
 
 
 def run_nonlinear(loss, data, sigma, activation, widths, steps, lr, optimizer, seed, engine, a_values, r_values,
@@ -108,3 +108,32 @@ def fig7_mlp(cfg, out, seeds, engine, protocol, progress):
         return f
 
     return report, "\n".join(md), draw
+
+
+def nonlinear_outputs(out, summary, a_values, curve, r_values, grid):
+    """``data.csv`` (1-D and 2-D probes) and ``figure.png`` of one :func:`run_nonlinear` in ``out``.
+
+    Returns None when the figure was written, else the reason it was skipped.
+    """
+    import os
+
+    from .._io import save_png
+
+    write_csv(os.path.join(out, "data.csv"),
+              [{"kind": "scale", "a": float(ai), "r1": "", "r2": "", "loss": float(li)}
+               for ai, li in zip(a_values, curve)]
+              + [{"kind": "plane", "a": "", "r1": float(r1), "r2": float(r2), "loss": float(grid[i, j])}
+                 for i, r1 in enumerate(r_values) for j, r2 in enumerate(r_values)])
+
+    def draw(plt):
+        f, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+        ax1.plot(a_values, curve)
+        ax1.set_xlabel("a (W3 -> a W3)")
+        ax1.set_ylabel("loss")
+        ax2.contourf(r_values, r_values, grid.T, levels=30, cmap="coolwarm")
+        for x_, y_ in summary["grid_minima"]:
+            ax2.plot(x_, y_, "k*", ms=8)
+        ax2.set_title(summary["mlp_regime"], fontsize=8)
+        return f
+
+    return save_png(os.path.join(out, "figure.png"), draw)

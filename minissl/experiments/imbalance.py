@@ -1104,3 +1104,5 @@ def _drawer(report, s):
         return fig
 
     return draw
+
+resolve_settings = _settings  # public name of the settings loader (used by the CLI)

@@ -29,77 +29,27 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validation as V
-from . import reference, simclr
+from .registry import COMMON_PARAMS, LOSS_NAMES, REGISTRY, LossSpec, spec
 
-__all__ = ["Loss", "get_loss", "LOSS_NAMES", "ENGINES"]
+__all__ = ["Loss", "get_loss", "LOSS_NAMES", "ENGINES", "REGISTRY", "LossSpec", "spec"]
 
-LOSS_NAMES = ("infonce", "weighted", "beta", "scl", "barlow", "vicreg", "simclr")
 ENGINES = ("numba", "numpy")
-# losses with a compiled Numba kernel; "simclr" has none and runs its NumPy core with any engine
-_ACCELERATED = ("infonce", "weighted", "beta", "scl", "barlow", "vicreg")
-
-# name -> (core function, {param: (default, validator)})
-_COMMON = {"normalize": False, "c": 1.0, "weight_decay": 0.0, "norm_eps": 1e-12, "engine": "numba"}
-
-
-def _neg(v):
-    return V.check_choice("negatives", v, ("view1", "both"))
-
-
-_SPECS = {
-    "infonce": (reference.infonce_core, {"negatives": ("view1", _neg)}),
-    "weighted": (
-        reference.infonce_core,
-        {"alpha": (0.0, lambda v: V.check_scalar("alpha", v, lo=0.0)), "negatives": ("view1", _neg)},
-    ),
-    "beta": (
-        reference.infonce_core,
-        {
-            "beta": (0.5, lambda v: V.check_scalar("beta", v, lo=0.0, lo_open=True)),
-            "alpha": (1.0, lambda v: V.check_scalar("alpha", v, lo=0.0)),
-            "negatives": ("view1", _neg),
-        },
-    ),
-    "scl": (reference.scl_core, {"negatives": ("view1", _neg)}),
-    "barlow": (
-        reference.barlow_core,
-        {
-            "lam": (5e-3, lambda v: V.check_scalar("lam", v, lo=0.0)),
-            "standardize": (True, lambda v: V.check_bool("standardize", v)),
-            "eps": (1e-5, lambda v: V.check_scalar("eps", v, lo=0.0)),
-        },
-    ),
-    "vicreg": (
-        reference.vicreg_core,
-        {
-            "inv": (25.0, lambda v: V.check_scalar("inv", v, lo=0.0)),
-            "var": (25.0, lambda v: V.check_scalar("var", v, lo=0.0)),
-            "cov": (1.0, lambda v: V.check_scalar("cov", v, lo=0.0)),
-            "gamma": (1.0, lambda v: V.check_scalar("gamma", v, lo=0.0, lo_open=True)),
-            "eps": (1e-4, lambda v: V.check_scalar("eps", v, lo=0.0, lo_open=True)),
-        },
-    ),
-    "simclr": (
-        simclr.simclr_core,
-        {
-            "temperature": (0.5, lambda v: V.check_scalar("temperature", v, lo=0.0, lo_open=True)),
-            "decoupled": (False, lambda v: V.check_bool("decoupled", v)),
-        },
-    ),
-}
 
 
 class Loss:
     """An exact SSL loss on a linear model, with analytic gradients (NumPy reference).
 
-    Build it with :func:`get_loss`. Attributes ``name`` and ``params`` (the loss's own
-    parameters, e.g. ``alpha``, ``beta``) and ``normalize``, ``c``, ``weight_decay``
-    describe it fully.
+    Build it with :func:`get_loss`. Attributes ``name``, ``spec`` (its
+    :class:`~minissl.losses.registry.LossSpec`), ``params`` (the loss's own parameters,
+    e.g. ``alpha``, ``beta``) and ``normalize``, ``c``, ``weight_decay`` describe it fully;
+    ``core_kwargs`` are the arguments of its reference core (own parameters plus the ones
+    the loss fixes, e.g. InfoNCE's ``alpha = beta = 1``).
     """
 
     def __init__(self, name, core, params, normalize=False, c=1.0, weight_decay=0.0,
                  norm_eps=1e-12, engine="numba"):
         self.name = name
+        self.spec = spec(name)
         self.engine = V.check_choice("engine", engine, ENGINES)
         self._workspace = None
         self._core = core
@@ -108,48 +58,57 @@ class Loss:
         self.c = V.check_scalar("c", c, lo=0.0, lo_open=True)
         self.weight_decay = V.check_scalar("weight_decay", weight_decay, lo=0.0)
         self.norm_eps = V.check_scalar("norm_eps", norm_eps, lo=0.0, lo_open=True)
-        if name == "simclr":
+        if not self.spec.normalize_allowed:
             if self.normalize:
                 raise ValueError(
-                    "normalize == True is not allowed for loss 'simclr': it already normalises its "
+                    f"normalize == True is not allowed for loss {name!r}: it already normalises its "
                     "outputs (cosine similarity u = f/|f|, scaled by 1/temperature); leave normalize=False "
                     "and set temperature (the Gaussian-kernel losses with normalize=True, c = 1/temperature "
                     "are the equivalent, see docs/conventions.md).")
             if self.c != 1.0:
                 raise ValueError(
-                    f"c == {self.c!r} has no effect on loss 'simclr' (c is the squared output norm under "
-                    "normalize=True, which simclr refuses); its scale is 1/temperature: set temperature "
+                    f"c == {self.c!r} has no effect on loss {name!r} (c is the squared output norm under "
+                    "normalize=True, which it refuses); its scale is 1/temperature: set temperature "
                     "instead.")
-        kw = dict(self.params)
-        if name == "simclr":
-            kw["eps"] = self.norm_eps
-        elif name == "infonce":
-            kw.update(alpha=1.0, beta=1.0)
-        elif name == "weighted":
-            kw.update(beta=1.0)
-        self._core_kwargs = kw
+            # a self-normalising core clamps the norm itself
+            self.core_kwargs = {**self.params, "eps": self.norm_eps}
+        else:
+            self.core_kwargs = {**self.params, **self.spec.fixed}
 
     @property
     def accelerated(self):
         """True when ``value_and_grad`` runs a compiled Numba kernel (engine and loss allow it)."""
-        return self.engine == "numba" and self.name in _ACCELERATED
+        return self.engine == "numba" and self.spec.accelerated
 
-    # the InfoNCE family is invariant to translations of the output
     @property
     def translation_invariant(self):
-        return self.name in ("infonce", "weighted", "beta", "vicreg") or (
-            self.name == "barlow" and self.params["standardize"]
-        )
+        """True when the loss ignores a common shift of the outputs (so the bias is free)."""
+        return self.spec.translation_invariant(self.core_kwargs)
 
     @property
     def alpha(self):
         """Positive-pair weight of the InfoNCE family (None for other losses)."""
-        return self._core_kwargs.get("alpha")
+        return self.core_kwargs.get("alpha")
 
     @property
     def beta(self):
         """Entropy weight of the InfoNCE family (None for other losses)."""
-        return self._core_kwargs.get("beta")
+        return self.core_kwargs.get("beta")
+
+    def core(self, y1, y2):
+        """The NumPy reference core on (projected) outputs: ``(value, g1, g2)`` (no weight decay)."""
+        return self._core(y1, y2, **self.core_kwargs)
+
+    @property
+    def title(self):
+        """The loss's title in reports (from the registry)."""
+        return self.spec.title
+
+    def unnormalized(self):
+        """The same loss without output normalization (what the Eq. (10) penalty model uses)."""
+        if not self.normalize:
+            return self
+        return get_loss(self.name, weight_decay=self.weight_decay, **self.params)
 
     def __repr__(self):
         extra = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -157,14 +116,20 @@ class Loss:
                f"engine={self.engine!r}")
         return f"Loss({self.name!r}{', ' + extra if extra else ''}, {var})"
 
-    def _forward(self, z):
+    def project(self, z):
+        """Outputs as the loss sees them: ``sqrt(c) z / max(|z|, norm_eps)`` with normalize, else ``z``.
+
+        Returns ``(y, cache)``; ``cache`` (None without normalization) is what
+        :meth:`project_backward` needs.
+        """
         if not self.normalize:
             return z, None
         nrm = np.maximum(np.sqrt((z * z).sum(1, keepdims=True)), self.norm_eps)
         u = z / nrm
         return np.sqrt(self.c) * u, (u, nrm)
 
-    def _backward(self, g, cache):
+    def project_backward(self, g, cache):
+        """Gradient with respect to ``z`` from the gradient ``g`` with respect to :meth:`project`'s output."""
         if cache is None:
             return g
         u, nrm = cache
@@ -191,38 +156,35 @@ class Loss:
             ``None`` when ``b`` is None.
         """
         W, x1, x2, b = V.check_matrix_pair(W, x1, x2, b)
-        return self._value_and_grad(W, x1, x2, b)
+        with np.errstate(over="ignore", invalid="ignore"):
+            value, dW, db = self._value_and_grad(W, x1, x2, b)
+            finite = np.isfinite(value) and np.all(np.isfinite(dW)) and (db is None or np.all(np.isfinite(db)))
+            zmax = float(np.max(np.abs(x1 @ W.T))) if not finite else 0.0
+        if not finite:
+            raise ValueError(
+                f"W, x1, x2: the loss {self.name!r} is not finite in {np.dtype(W.dtype).name} at these inputs "
+                f"(value == {value!r}, largest |W x1| == {zmax:.3g}); scale W or the data down.")
+        return value, dW, db
 
     def _value_and_grad(self, W, x1, x2, b=None):
         """As :meth:`value_and_grad` without argument checks (for inner loops)."""
         if self.accelerated:
-            from . import kernels, kernels_decorrelation, kernels_scl
-
             if self._workspace is None:
-                self._workspace = kernels.LinearWorkspace()
-            kw = self._core_kwargs
-            common = (self.normalize, self.c, self.norm_eps, self.weight_decay)
-            if self.name == "scl":
-                return kernels_scl.scl_linear(W, x1, x2, b, kw["negatives"], *common, workspace=self._workspace)
-            if self.name == "barlow":
-                return kernels_decorrelation.barlow_linear(W, x1, x2, b, kw["lam"], kw["standardize"], kw["eps"],
-                                                           *common, workspace=self._workspace)
-            if self.name == "vicreg":
-                return kernels_decorrelation.vicreg_linear(W, x1, x2, b, kw["inv"], kw["var"], kw["cov"],
-                                                           kw["gamma"], kw["eps"], *common,
-                                                           workspace=self._workspace)
-            return kernels.infonce_linear(W, x1, x2, b, kw["alpha"], kw["beta"], kw["negatives"], *common,
-                                          workspace=self._workspace)
+                from .kernels import LinearWorkspace
+
+                self._workspace = LinearWorkspace()
+            return self.spec.kernel(self.core_kwargs, W, x1, x2, b, self.normalize, self.c, self.norm_eps,
+                                    self.weight_decay, self._workspace)
         z1 = x1 @ W.T
         z2 = x2 @ W.T
         if b is not None:
             z1 = z1 + b
             z2 = z2 + b
-        y1, c1 = self._forward(z1)
-        y2, c2 = self._forward(z2)
-        value, g1, g2 = self._core(y1, y2, **self._core_kwargs)
-        g1 = self._backward(g1, c1)
-        g2 = self._backward(g2, c2)
+        y1, c1 = self.project(z1)
+        y2, c2 = self.project(z2)
+        value, g1, g2 = self.core(y1, y2)
+        g1 = self.project_backward(g1, c1)
+        g2 = self.project_backward(g2, c2)
         dW = g1.T @ x1 + g2.T @ x2
         db = None if b is None else g1.sum(0) + g2.sum(0)
         if self.weight_decay:
@@ -274,12 +236,13 @@ def get_loss(name, **params):
     ((2, 3), True)
     """
     V.check_choice("name", name, LOSS_NAMES)
-    core, spec = _SPECS[name]
-    unknown = set(params) - set(spec) - set(_COMMON)
+    entry = REGISTRY[name]
+    own_names = entry.param_names
+    unknown = set(params) - set(own_names) - set(COMMON_PARAMS)
     if unknown:
-        allowed = ", ".join(sorted(set(spec) | set(_COMMON)))
+        allowed = ", ".join(sorted(set(own_names) | set(COMMON_PARAMS)))
         bad = sorted(unknown)[0]
         raise TypeError(f"get_loss({name!r}) got an unknown parameter {bad!r}; allowed: {allowed}.")
-    own = {k: check(params.get(k, default)) for k, (default, check) in spec.items()}
-    common = {k: params.get(k, default) for k, default in _COMMON.items()}
-    return Loss(name, core, own, **common)
+    own = {p.name: p.check(params.get(p.name, p.default)) for p in entry.params}
+    common = {k: params.get(k, default) for k, default in COMMON_PARAMS.items()}
+    return Loss(name, entry.core, own, **common)

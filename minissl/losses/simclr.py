@@ -35,7 +35,7 @@ __all__ = ["simclr_core", "embedding_loss", "simplex_etf", "etf_loss", "descend_
 
 
 def _unit_rows(z, eps):
-    """``u = z / max(|z|, eps)`` row-wise, and the clamped norms (as ``Loss._forward``)."""
+    """``u = z / max(|z|, eps)`` row-wise, and the clamped norms (as ``Loss.project``)."""
     nrm = np.maximum(np.sqrt((z * z).sum(1, keepdims=True)), eps)
     return z / nrm, nrm
 

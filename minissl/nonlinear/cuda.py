@@ -245,7 +245,7 @@ def plane_probe_gpu(mlp, loss, x, augmentation, r_values, draws=16, seed=1, thre
 
     require()
     _check_probe_loss(loss)
-    kw = loss._core_kwargs
+    kw = loss.core_kwargs
     if mlp.W3.shape[0] > 8:
         raise ValueError(f"output dimension {mlp.W3.shape[0]}: the grid kernel supports at most 8.")
     r = np.ascontiguousarray(r_values, dtype=np.float64)

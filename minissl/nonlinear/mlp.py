@@ -25,11 +25,12 @@ from numba import njit
 
 from .. import _validation as V
 from .._config import CACHE, FASTMATH
+from ..losses.registry import names as loss_names
 
 __all__ = ["MLP", "init_mlp", "forward", "value_and_grad", "ACTIVATIONS", "SUPPORTED_LOSSES"]
 
 ACTIVATIONS = ("tanh", "relu")
-SUPPORTED_LOSSES = ("infonce", "weighted", "beta")
+SUPPORTED_LOSSES = loss_names(lambda s: s.mlp)
 
 
 @dataclass
@@ -117,16 +118,16 @@ def _check_loss(loss):
 
 def _z_loss(loss, z1, z2, engine):
     """Loss on the representations and its gradients (normalization included)."""
-    y1, c1 = loss._forward(z1)
-    y2, c2 = loss._forward(z2)
-    kw = loss._core_kwargs
+    y1, c1 = loss.project(z1)
+    y2, c2 = loss.project(z2)
+    kw = loss.core_kwargs
     if engine == "numba":
         from ..losses.kernels import infonce_core
 
         value, g1, g2 = infonce_core(y1, y2, kw["alpha"], kw["beta"], kw["negatives"])
     else:
-        value, g1, g2 = loss._core(y1, y2, **kw)
-    return value, loss._backward(g1, c1), loss._backward(g2, c2)
+        value, g1, g2 = loss.core(y1, y2)
+    return value, loss.project_backward(g1, c1), loss.project_backward(g2, c2)
 
 
 def value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):

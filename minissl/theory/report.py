@@ -110,7 +110,7 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
         "minima": [p.as_dict() for p in pts if p.kind == "minimum"] if classified else None,
         "thresholds": {"derived": thr("derived"), "paper": thr("paper")},
     }
-    if loss.name == "weighted":
+    if loss.spec.paper_critical_n:
         a_ev, U = np.linalg.eigh(A0)
         c_ev = np.einsum("ij,ik,kj->j", U, C, U)  # augmentation variance along each data direction
         result["critical_n"] = {conv: [critical_n_weighted(loss.alpha, float(a), float(c), conv)

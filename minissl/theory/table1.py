@@ -14,46 +14,13 @@ are drawn from, ``C`` the augmentation covariance.
 
 from __future__ import annotations
 
+from ..losses.registry import REGISTRY
+
 __all__ = ["TABLE1", "table1", "format_table1"]
 
-TABLE1 = (
-    {"loss": "InfoNCE", "key": "infonce", "variant": None,
-     "hessian": "v N / (v (N-1) + 1) A0c", "paper_hessian": "A0",
-     "dim": False, "complete": False, "paper_dim": False, "paper_complete": False,
-     "note": "B is positive semidefinite: only directions without data variance are lost.",
-     "erratum": None, "witness": None},
-    {"loss": "weighted InfoNCE / NT-Xent (Eq. 7)", "key": "weighted", "variant": None,
-     "hessian": "v N / (v (N-1) + alpha) A0c", "paper_hessian": "A0 - (1 - alpha) C / N",
-     "dim": False, "complete": False, "paper_dim": True, "paper_complete": True,
-     "note": "The noise terms of energy and repulsion cancel for every alpha: no C/N term, no "
-             "critical dataset size at this order.",
-     "erratum": "E2", "witness": None},
-    {"loss": "beta-InfoNCE (Sec. 4.2)", "key": "beta", "variant": None,
-     "hessian": "beta A0c - (1 - beta) C", "paper_hessian": "A0 - (1 - beta) C",
-     "dim": True, "complete": True, "paper_dim": True, "paper_complete": True,
-     "note": "Direction i collapses when beta a_i <= (1 - beta) c_i (not a_i <= (1 - beta) c_i).",
-     "erratum": "E3",
-     "witness": {"dim": {"beta": 0.5, "variances": [1.0, 4.0], "sigma": 1.5},
-                 "complete": {"beta": 0.5, "variances": [1.0, 4.0], "sigma": 2.5}}},
-    {"loss": "spectral contrastive (Eq. 14)", "key": "scl", "variant": None,
-     "hessian": "2 A0", "paper_hessian": "C (Table 1), 2 C (Eq. 15)",
-     "dim": False, "complete": False, "paper_dim": False, "paper_complete": False,
-     "note": "The positive-pair term gives 2 (A0 + C), the repulsion -2 C at second order.",
-     "erratum": "E4", "witness": None},
-    {"loss": "Barlow Twins (raw cross-correlation)", "key": "barlow", "variant": None,
-     "hessian": "2 A0", "paper_hessian": "A0 + C",
-     "dim": False, "complete": False, "paper_dim": False, "paper_complete": False,
-     "note": "With batch standardisation (the usual form) the loss is scale invariant and has "
-             "no expansion at the origin.",
-     "erratum": "E5", "witness": None},
-    {"loss": "VICReg", "key": "vicreg", "variant": None,
-     "hessian": "var / (2 d1 sqrt(eps)) (A0u + C) - 2 inv C / d1", "paper_hessian": "-A0 (Sec. 3.2 text)",
-     "dim": True, "complete": True, "paper_dim": None, "paper_complete": None,
-     "note": "Collapse needs var (a_i + c_i) <= 4 sqrt(eps) inv c_i: never at the default "
-             "(25, 25, eps 1e-4); the Hessian scale 1/sqrt(eps) makes the expansion radius tiny.",
-     "erratum": "E6",
-     "witness": {"dim": {"var": 0.001, "inv": 25.0, "variances": [1.0, 4.0], "sigma": 0.045},
-                 "complete": {"var": 0.001, "inv": 25.0, "variances": [1.0, 4.0], "sigma": 3.0}}},
+# rows of the losses come from the registry (minissl.losses.registry, field ``table1``);
+# the variants below apply to any loss
+_VARIANTS = (
     {"loss": "+ normalization", "key": None, "variant": "normalize",
      "hessian": "- (kappa -> inf: Theorem 2)", "paper_hessian": "-",
      "dim": True, "complete": False, "paper_dim": True, "paper_complete": False,
@@ -77,6 +44,9 @@ TABLE1 = (
                  "complete": {"loss": "infonce", "weight_decay": 5.0, "variances": [1.0, 4.0], "sigma": 1.0}}},
 )
 
+TABLE1 = tuple({"loss": s.table1["loss"], "key": s.name, "variant": None,
+                **{k: v for k, v in s.table1.items() if k != "loss"}}
+               for s in REGISTRY.values() if s.table1 is not None) + _VARIANTS
 
 def table1():
     """The rows of :data:`TABLE1` (copies) with a ``differs`` flag per row.

@@ -26,15 +26,6 @@ PHASE_LABELS = ("no collapse", "style collapsed", "content collapsed", "content 
 _PHASE_CHARS = ".sc+#"
 
 
-def _base_loss(loss):
-    """The unnormalized loss whose B the normalized one inherits (Eq. 10 model)."""
-    if not loss.normalize:
-        return loss
-    from ..losses import get_loss
-
-    return get_loss(loss.name, weight_decay=loss.weight_decay, **loss.params)
-
-
 def landscape_for(loss, A0, C, n=None, mean=None, d1=None, constants="derived"):
     """The "trace" landscape used by the closed forms, with derived or paper constants.
 
@@ -45,7 +36,7 @@ def landscape_for(loss, A0, C, n=None, mean=None, d1=None, constants="derived"):
     """
     _check_loss(loss)
     V.check_choice("constants", constants, ("derived", "paper"))
-    base = _base_loss(loss)
+    base = loss.unnormalized()
     if constants == "paper":
         A0c = np.asarray(A0, dtype=np.float64)
         B = paper_B(base, A0, C, n=n)
@@ -60,7 +51,7 @@ def landscape_for(loss, A0, C, n=None, mean=None, d1=None, constants="derived"):
 
 
 def _B_ray(loss, A0, C_unit, n, mean, d1, constants):
-    base = _base_loss(loss)
+    base = loss.unnormalized()
 
     def B_of(s2):
         C = s2 * C_unit
@@ -181,7 +172,7 @@ def _scan_thresholds(loss, A0, C_unit, n, mean, d1, constants, kappa, bias, sigm
     sigma_min = min(0.01 * np.sqrt(float(a_pos[0]) / float(c_pos[-1])) if a_pos.size else 1e-4 * sigma_max,
                     1e-2 * sigma_max)
     grid = V.check_int("grid", grid, lo=2)
-    base = _base_loss(loss)
+    base = loss.unnormalized()
 
     def land_at(sig):
         land = landscape_for(base, A0, sig**2 * C_unit, n=n, mean=mean, d1=d1, constants=constants)

@@ -10,8 +10,9 @@ import os
 
 import click
 
-from . import _validation as V
-from ._cli_common import _checked, _integer, _real
+from .. import _validation as V
+from . import options as O
+from .errors import library_errors
 
 
 def _levels(name, text):
@@ -20,7 +21,8 @@ def _levels(name, text):
     for tok in str(text).split(","):
         tok = tok.strip()
         if not tok:
-            continue
+            raise ValueError(f"{name} == {text!r} has an empty entry, must be comma-separated numbers, "
+                             "e.g. 1,3,10,100.")
         try:
             v = float(tok)
         except ValueError:
@@ -28,52 +30,44 @@ def _levels(name, text):
         if math.isnan(v) or v == -math.inf:
             raise ValueError(f"{name} contains {tok!r}, must be a number > 0 (or inf).")
         out.append(v)
-    if not out:
-        raise ValueError(f"{name} == {text!r}, must list at least one level.")
     return out
 
 
 def _losses(name, text):
-    from .experiments.imbalance import LOSSES
+    from ..experiments.imbalance import LOSSES
 
-    vals = [t.strip() for t in str(text).split(",") if t.strip()]
-    if not vals:
+    vals = [t.strip() for t in str(text).split(",")]
+    if not any(vals):
         raise ValueError(f"{name} == {text!r}, must list at least one of {', '.join(LOSSES)}.")
     for v in vals:
         V.check_choice(name, v, LOSSES)
     return list(dict.fromkeys(vals))
 
 
-_OPTION_NAMES = ("seeds", "theory_seeds", "levels", "scheme", "losses", "sigma", "d1", "n", "steps")
-
-
-@click.command("imbalance")
-@click.option("--out", "out", default="minissl-figures", show_default=True,
-              help="Output folder; writes OUT/imbalance/{data.csv, theory_ensemble.csv, report.json, report.md, "
-                   "figure.png}.")
+@click.command("imbalance", short_help="Robustness of InfoNCE and SCL to class imbalance (Sec. 4.3).")
+@O.out_dir_option("minissl-figures", "Output folder; writes OUT/imbalance/{data.csv, theory_ensemble.csv, "
+                                     "report.json, report.md, figure.png}.")
 @click.option("--quick", is_flag=True, help="Small settings (seconds; what the tests run).")
-@click.option("--seeds", callback=_integer(1), type=int, default=None,
-              help="Trained seeds (new class means, sample, init, noise each) [default: settings file, 4].")
-@click.option("--theory-seeds", callback=_integer(1), type=int, default=None,
+@O.n_seeds_option("Trained seeds (new class means, sample, init, noise each) [default: settings file, 4].")
+@click.option("--theory-seeds", type=int, default=None, callback=O.integer(lo=1),
               help="Class-mean geometries the theory is averaged over (no training) [default: settings, 200].")
-@click.option("--levels", callback=_checked(_levels), default=None,
+@click.option("--levels", default=None, callback=O.checked(_levels),
               help="Comma-separated imbalance levels: ratios n_max/n_min >= 1 (geometric) or Dirichlet alphas > 0 "
                    "(inf = balanced); the balanced level is always added [default: 1,3,10,30,100].")
 @click.option("--scheme", type=click.Choice(["geometric", "dirichlet"]), default=None,
               help="How a level sets the class weights [default: geometric]; with dirichlet give --levels too.")
-@click.option("--losses", callback=_checked(_losses), default=None,
+@click.option("--losses", default=None, callback=O.checked(_losses),
               help="Comma-separated losses from infonce, weighted (alpha = 0, the paper's NT-Xent), scl "
                    "[default: infonce,scl].")
-@click.option("--sigma", callback=_real(lo=0.0, lo_open=True), type=float, default=None,
-              help="Isotropic augmentation strength, within 1e-3 to 1e3 times the data scale "
-                   "sqrt(radius^2 + within^2) [default: 2.5].")
-@click.option("--d1", callback=_integer(1), type=int, default=None,
-              help="Output dimension (<= d0 = 8; d1 = d0 leaves every linear probe unchanged) [default: 3].")
-@click.option("--n", callback=_integer(2), type=int, default=None, help="Training-set size [default: 256].")
-@click.option("--steps", callback=_integer(1), type=int, default=None, help="Training steps [default: 3000].")
-@click.option("--engine", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True)
-@click.option("--quiet", is_flag=True, help="No per-run progress lines.")
-def imbalance_cmd(out, quick, seeds, theory_seeds, levels, scheme, losses, sigma, d1, n, steps, engine, quiet):
+@O.sigma_option(None, help="Isotropic augmentation strength sigma, within 1e-3 to 1e3 times the data scale "
+                           "sqrt(radius^2 + within^2) [default: 2.5].")
+@O.out_dim_option(help="Output dimension d1 (<= d0 = 8; d1 = d0 leaves every linear probe unchanged) "
+                       "[default: 3].")
+@O.n_option(None, help="Training-set size [default: 256].")
+@O.steps_option(None)
+@O.engine_option()
+@O.quiet_option("No per-run progress lines.")
+def imbalance_cmd(**kw):
     """Robustness of InfoNCE and SCL to class imbalance (Sec. 4.3, Fig. 4), in a linear model.
 
     Trains both losses on Gaussian-mixture data at increasing class imbalance, compares the
@@ -82,39 +76,28 @@ def imbalance_cmd(out, quick, seeds, theory_seeds, levels, scheme, losses, sigma
     data/experiments/imbalance.toml. Finished runs are saved as they complete: an
     interrupted run resumes when the same command is given again.
     """
-    from .experiments.imbalance import _settings, agreement_line, format_level_table, run_imbalance, summary_lines
+    from ..experiments.imbalance import (agreement_line, format_level_table, resolve_settings, run_imbalance,
+                                         summary_lines)
 
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise click.BadParameter(f"{out!r} exists and is not a folder.", param_hint="'--out'")
-    overrides = {"seeds": seeds, "theory_seeds": theory_seeds, "levels": levels, "losses": losses,
-                 "scheme": scheme, "sigma": sigma, "d1": d1, "n": n, "steps": steps}
-    try:
-        s = _settings(quick, overrides)  # cross-checks (d1 <= d0, levels of the scheme, n >= classes)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
-    except (ValueError, TypeError) as exc:
-        name = str(exc).split(" ", 1)[0].split("[", 1)[0]
-        if name in _OPTION_NAMES:
-            raise click.BadParameter(str(exc), param_hint=f"'--{name.replace('_', '-')}'") from None
-        raise click.UsageError(str(exc)) from None
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as exc:
-        raise click.BadParameter(f"cannot create {out!r}: {exc}", param_hint="'--out'") from None
+    kw = O.merge_alias(kw, "d1", "d1_alias", "--d1", "--out-dim")
+    kw = O.merge_alias(kw, "n_seeds", "n_seeds_alias", "--seeds", "--n-seeds")
+    out, quick = kw["out"], kw["quick"]
+    overrides = {"seeds": kw["n_seeds"], "theory_seeds": kw["theory_seeds"], "levels": kw["levels"],
+                 "losses": kw["losses"], "scheme": kw["scheme"], "sigma": kw["sigma"], "d1": kw["d1"], "n": kw["n"],
+                 "steps": kw["steps"]}
+    with library_errors(aliases={"seeds": "n_seeds"}):
+        s = resolve_settings(quick, overrides)  # cross-checks (d1 <= d0, levels of the scheme, n >= classes)
     click.echo(f"minissl imbalance ({'quick' if quick else 'full'}): {', '.join(s['losses'])}; K = {s['classes']} "
                f"classes in d0 = {s['dim']} -> d1 = {s['d1']}, N = {s['n']}, isotropic sigma = {s['sigma']:g}, "
                f"{s['seeds']} trained seed(s), theory over {s['theory_seeds']} geometries")
     try:
-        rep = run_imbalance(out=out, quick=quick, engine=engine, progress=not quiet, **overrides)
+        with library_errors(diverged="a training run diverged ({exc}); lower lr in the settings file."):
+            rep = run_imbalance(out=out, quick=quick, engine=kw["engine"], progress=not kw["quiet"], **overrides)
     except KeyboardInterrupt:
         where = os.path.join(out, "imbalance", "points")
         click.echo(f"\ninterrupted: finished runs are saved under {where}; run the same command again to resume.",
                    err=True)
         raise SystemExit(130) from None
-    except FloatingPointError as exc:
-        raise click.ClickException(f"a training run diverged ({exc}); lower lr in the settings file.") from None
-    except (ValueError, TypeError) as exc:
-        raise click.ClickException(str(exc)) from None
     for st in rep["level_stats"]:
         empty = (f", empty classes {' '.join(map(str, st['empty_classes']))}" if st["empty_classes"] else "")
         click.echo(f"\n{st['label']}: class fractions {' '.join(f'{f:.3f}' for f in st['class_fractions'])} "

@@ -1,41 +1,6 @@
-"""``minissl simulate --loss simsiam|byol``: report of a non-contrastive linear run."""
+"""Text of ``minissl simulate --loss simsiam|byol`` (from :func:`minissl.comparison.compare_siamese`)."""
 
 from __future__ import annotations
-
-import numpy as np
-
-from . import __version__
-from .metrics import numerical_rank
-
-
-def siamese_report(res, rank_tol, elapsed):
-    """JSON-friendly summary of a :class:`minissl.siamese.SiameseResult`."""
-    th = res.theory
-    learned = res.eigenvalues
-    out = {
-        "minissl_version": __version__,
-        "settings": res.settings,
-        "learned_eigenvalues": learned,
-        "predicted_eigenvalues": None if th is None or np.any(np.isnan(th["w2_sorted"])) else th["w2_sorted"],
-        "F_eigenvalues": np.linalg.eigvalsh(res.F)[::-1] if th is None else th["s"],
-        "C_eigenvalues_along_F": None if th is None else th["c"],
-        "predicted_alive": None if th is None else th["alive"],
-        "predicted_predictor": None if th is None or th["collapse"] else th["p"],
-        "predicted_collapse": None if th is None else th["collapse"],
-        "estep_optimum": None if th is None else th["estep"],
-        # real parts (P need not be symmetric; at the fixed point its eigenvalues are real)
-        "learned_predictor_eigenvalues": np.sort(np.linalg.eigvals(res.P).real)[::-1],
-        "rank_tol": rank_tol,
-        "learned_rank": 0 if res.checks["complete_collapse"] else numerical_rank(learned, rank_tol),
-        "checks": res.checks,
-        "seconds": elapsed,
-    }
-    if out["predicted_eigenvalues"] is not None:
-        pred = out["predicted_eigenvalues"]
-        out["predicted_rank"] = int(np.sum(th["alive"]))
-        if pred[0] > 0:
-            out["max_abs_diff_rel_to_top"] = float(np.max(np.abs(learned - pred)) / max(pred[0], learned[0]))
-    return out
 
 
 def format_siamese(r):

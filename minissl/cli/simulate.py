@@ -1,0 +1,304 @@
+"""``minissl simulate``: train a linear model on an exact SSL loss and compare with the theory."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import click
+import numpy as np
+
+from .. import __version__
+from ..losses.registry import LOSS_NAMES, REGISTRY
+from ..metrics import RANK_RTOL
+from ..siamese import METHODS as SIAMESE_METHODS
+from . import options as O
+from .errors import library_errors
+from .output import emit_track, write_json
+
+_LOSS_PARAMS = tuple(dict.fromkeys(p.name for s in REGISTRY.values() for p in s.params if p.cli))
+
+
+@click.command("simulate", short_help="Train a linear model on an exact SSL loss; compare with the theory.")
+@O.loss_option(LOSS_NAMES, "beta", extra=SIAMESE_METHODS,
+               help="Exact SSL loss; simsiam/byol train the non-contrastive linear model "
+                    "(encoder + predictor, minissl.siamese).")
+@O.loss_param_options(LOSS_NAMES)
+@click.option("--predictor/--no-predictor", default=None,
+              help="simsiam/byol: train a linear predictor (off: P = I, the ablation that collapses) "
+                   "[default: predictor].")
+@click.option("--stop-gradient/--no-stop-gradient", default=None,
+              help="simsiam: stop the gradient through the target branch [default: stop-gradient].")
+@click.option("--batchnorm/--no-batchnorm", default=None,
+              help="simsiam/byol: batch-normalise the embeddings (no affine parameters) [default: no-batchnorm].")
+@click.option("--ema", type=float, default=None, callback=O.real(lo=0.0, hi=1.0, hi_open=True),
+              help="byol: target EMA decay in [0, 1) [default: 0.99].")
+@click.option("--objective", type=click.Choice(["mse", "cosine"]), default=None,
+              help="simsiam/byol: squared error (Tian et al. 2021, with theory) or negative cosine (Chen & He) "
+                   "[default: mse].")
+@click.option("--predictor-lr", type=float, default=None, callback=O.real(lo=0.0, lo_open=True),
+              help="simsiam/byol: predictor learning rate relative to the encoder's [default: 1].")
+@click.option("--predictor-init", type=click.Choice(["small", "identity"]), default=None,
+              help="simsiam/byol: P_0 small random or identity + small random [default: small].")
+@O.n_option(256)
+@click.option("--dim", type=int, default=None, callback=O.integer(lo=1),
+              help="Input dimension d0 [default: number of --variances, else 5].")
+@O.out_dim_option()
+@O.variances_option(help="Comma-separated variances of the clean data [default: 0.5,1,2,3,4; with --dim D != 5, "
+                         "D values evenly spaced from 0.5 to 4].")
+@click.option("--augmentation", type=click.Choice(["isotropic", "structured", "scale"]), default="isotropic",
+              show_default=True, help="Augmentation: N(0, sigma^2 I), sigma R xi (Sec. 4.2), or x = s x (App. F.1).")
+@O.sigma_option(1.8)
+@click.option("--theta", type=float, default=0.5, show_default=True, callback=O.real(lo=0.0, hi=1.0),
+              help="Structured augmentation orientation theta in [0, 1].")
+@click.option("--scale-b", type=float, default=1.0, show_default=True, callback=O.real(lo=0.0, lo_open=True),
+              help="Mean of the scale factor s ~ Exp for --augmentation scale.")
+@click.option("--model", type=click.Choice(["exact", "effective"]), default="exact", show_default=True,
+              help="Train on the exact loss or descend the effective landscape.")
+@O.steps_option(None, show="3000; simsiam/byol 10000")
+@O.lr_option(None, show="3e-3; simsiam/byol 0.05",
+             help="Learning rate (cosine-annealed to lr/1000 by default); lower it if a run diverges.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="cosine", show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, show_default="adam; simsiam/byol sgd",
+              help="Adam is safe for every loss; SGD has the unbiased fixed point (needs a suitable --lr).")
+@click.option("--noise", type=click.Choice(["fresh", "fixed"]), default="fresh", show_default=True,
+              help="New noise every step (noise-averaged loss) or one fixed augmented set.")
+@click.option("--replicates", type=int, default=1, show_default=True, callback=O.integer(lo=1),
+              help="Pairs of views per step (gradient averaged).")
+@O.seed_option()
+@click.option("--normalize/--no-normalize", default=False, show_default=True,
+              help="Normalize outputs f -> sqrt(c) f/|f|.")
+@click.option("--c", "c", type=float, default=1.0, show_default=True, callback=O.real(lo=0.0, lo_open=True),
+              help="Squared output norm under --normalize.")
+@click.option("--kappa", type=float, default=None, callback=O.real(lo=0.0, lo_open=True),
+              help="Normalization penalty of the effective landscape (Eq. 10), with --normalize only "
+                   "[default: 100].")
+@click.option("--bias/--no-bias", default=False, show_default=True, help="Train a bias b.")
+@click.option("--weight-decay", type=float, default=None, callback=O.real(lo=0.0),
+              show_default="0; simsiam/byol 0.05, which pins the fixed point the theory predicts")
+@O.engine_option()
+@click.option("--rank-tol", type=float, default=RANK_RTOL, show_default=True, callback=O.real(lo=0.0),
+              help="Relative tolerance of the numerical rank (eigenvalues > tol * largest).")
+@click.option("--track", is_flag=True, default=False,
+              help="Record collapse diagnostics during training (spectrum of the embedding covariance, "
+                   "rank, stable/entropy rank, log eigenvalue ratio, explained variance, alignment, "
+                   "uniformity) and print them.")
+@click.option("--track-csv", default=None, metavar="FILE", callback=O.checked(O.check_output_file),
+              help="With --track: write every recorded step as CSV to this file.")
+@O.plot_option("--track-plot", "With --track: plot the trajectories to this PNG")
+@click.option("--uniformity-t", type=float, default=2.0, show_default=True, callback=O.real(lo=0.0, lo_open=True),
+              help="With --track: uniformity kernel scale t (Wang & Isola).")
+@O.json_option()
+def simulate_cmd(**kw):
+    """Train a linear model on an SSL loss and compare with the theory's prediction.
+
+    Prints the learned eigenvalues of W^T W next to the effective landscape's prediction
+    for the same empirical A0 and augmentation C, the rank and stable rank, the
+    expansion parameter u = 2 Tr[W Sigma W^T] (the theory is a small-u expansion) and
+    the convergence diagnostics.
+    """
+    ctx = click.get_current_context()
+    kw = O.merge_alias(kw, "d1", "d1_alias", "--d1", "--out-dim")
+    loss, dim, variances = kw["loss"], kw.pop("dim"), kw["variances"]
+    if variances is None:
+        kw["variances"] = (np.array([0.5, 1.0, 2.0, 3.0, 4.0]) if dim in (None, 5)
+                           else np.linspace(0.5, 4.0, dim))
+    elif dim is not None and dim != variances.size:
+        raise click.BadParameter(f"--dim == {dim} but --variances lists {variances.size} values; they must agree.",
+                                 param_hint="'--dim'")
+    _check_applicable(ctx, loss, kw["augmentation"], kw["normalize"], kw["model"], kw["track"])
+    siamese = loss in SIAMESE_METHODS
+    defaults = ({"lr": 0.05, "steps": 10000, "optimizer": "sgd", "weight_decay": 0.05} if siamese else
+                {"lr": 3e-3, "steps": 3000, "optimizer": "adam", "weight_decay": 0.0})
+    for key, value in defaults.items():
+        if kw[key] is None:
+            kw[key] = value
+    if siamese:
+        _run_siamese(**kw)
+    else:
+        _run_contrastive(**kw)
+
+
+def _run_contrastive(*, loss, n, d1, variances, augmentation, sigma, theta, scale_b, model, steps, lr,
+                     lr_schedule, optimizer, noise, replicates, seed, normalize, c, kappa, bias, weight_decay,
+                     engine, rank_tol, track, track_csv, track_plot, uniformity_t, json_path, **rest):
+    from ..comparison import compare
+    from ..losses import get_loss
+    from ..train import ConvergenceWarning, simulate
+
+    params = O.loss_params(loss, {k: rest.pop(k) for k in _LOSS_PARAMS})
+    with library_errors(f"N={n}, replicates={replicates}; lower --n or --replicates", aliases={"name": "loss"}):
+        loss_obj = get_loss(loss, normalize=normalize, c=c, weight_decay=weight_decay, engine=engine, **params)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            res = simulate(loss_obj, n=n, variances=variances, augmentation=augmentation, sigma=sigma,
+                           theta=theta, scale_b=scale_b, d1=d1, model=model, steps=steps, lr=lr,
+                           optimizer=optimizer, lr_schedule=lr_schedule, noise=noise,
+                           replicates=replicates, bias=bias, seed=seed, kappa=kappa, track=track,
+                           uniformity_t=uniformity_t)
+        elapsed = time.perf_counter() - t0
+        comparison = compare(res, rank_tol=rank_tol, kappa=kappa)
+    report = {"minissl_version": __version__, "settings": res.settings, "loss": repr(loss_obj), **comparison,
+              "diagnostics": res.diagnostics, "converged": res.converged,
+              "warnings": [str(w.message) for w in caught], "seconds": elapsed}
+    click.echo(format_report(report))
+    emit_track(res.track, res.history["loss"], report, track_csv, track_plot,
+               f"{loss_obj.title}, sigma={sigma:g}, seed={seed}")
+    if json_path:
+        write_json(json_path, report)
+
+
+def _run_siamese(*, loss, rank_tol, track, track_csv, track_plot, json_path, n, variances, augmentation, sigma,
+                 theta, d1, predictor, stop_gradient, batchnorm, objective, ema, weight_decay, steps, lr,
+                 predictor_lr, predictor_init, optimizer, lr_schedule, seed, uniformity_t, **_):
+    from ..comparison import compare_siamese
+    from ..siamese import train_siamese
+    from .siamese_format import format_siamese
+
+    kw = dict(n=n, variances=variances, augmentation=augmentation, sigma=sigma, theta=theta, d1=d1,
+              predictor=True if predictor is None else predictor,
+              stop_gradient=True if stop_gradient is None else stop_gradient,
+              batchnorm=bool(batchnorm), objective=objective or "mse", ema=ema, weight_decay=weight_decay,
+              steps=steps, lr=lr, predictor_lr=1.0 if predictor_lr is None else predictor_lr,
+              predictor_init=predictor_init or "small", optimizer=optimizer, lr_schedule=lr_schedule, seed=seed,
+              uniformity_t=uniformity_t)
+    with library_errors(f"N={n}; lower --n"):
+        t0 = time.perf_counter()
+        res = train_siamese(loss, **kw)
+        elapsed = time.perf_counter() - t0
+        comparison = compare_siamese(res, rank_tol)
+    report = {"minissl_version": __version__, "settings": res.settings, **comparison, "seconds": elapsed}
+    click.echo(format_siamese(report))
+    if track:
+        emit_track(res.track, res.history["loss"], report, track_csv, track_plot,
+                   f"linear {loss}, sigma={sigma:g}, seed={seed}")
+    if json_path:
+        write_json(json_path, report)
+
+
+_SIAMESE_ONLY = ("predictor", "stop_gradient", "batchnorm", "ema", "objective", "predictor_lr", "predictor_init")
+_CONTRASTIVE_ONLY = _LOSS_PARAMS + ("model", "noise", "replicates", "normalize", "c", "kappa", "bias", "engine",
+                                    "scale_b")
+
+
+def _check_applicable(ctx, loss, augmentation, normalize, model, track):
+    """Options given explicitly that the chosen loss / augmentation / model would ignore."""
+    siamese = loss in SIAMESE_METHODS
+    rules = {key: (siamese, "--loss simsiam/byol") for key in _SIAMESE_ONLY}
+    rules["stop_gradient"] = (loss == "simsiam", "--loss simsiam (BYOL's EMA target has no gradient)")
+    rules["ema"] = (loss == "byol", "--loss byol")
+    rules.update({key: (not siamese, "the contrastive losses, not --loss simsiam/byol") for key in _CONTRASTIVE_ONLY})
+    rules.update({
+        "track_csv": (track, "--track"),
+        "track_plot": (track, "--track"),
+        "uniformity_t": (track, "--track"),
+    })
+    if siamese and augmentation == "scale":
+        raise click.BadParameter("--augmentation scale is not available for simsiam/byol (additive noise only).",
+                                 param_hint="'--augmentation'")
+    rules.update({
+        "sigma": (augmentation != "scale", "--augmentation isotropic or structured"),
+        "theta": (augmentation == "structured", "--augmentation structured"),
+    })
+    if siamese:
+        _reject(ctx, rules)
+        return
+    spec = REGISTRY[loss]
+    rules.update({
+        "scale_b": (augmentation == "scale", "--augmentation scale"),
+        "c": (normalize, "--normalize"),
+        "kappa": (normalize, "--normalize"),
+        "noise": (model == "exact", "--model exact"),
+        "replicates": (model == "exact", "--model exact"),
+        "normalize": (spec.normalize_allowed, "the Gaussian-kernel losses (a self-normalising loss such as "
+                                              f"{loss} normalises its outputs itself)"),
+    })
+    if spec.quartic is None and spec.effective_B is None and model == "effective":
+        raise click.BadParameter(f"--model effective is not available for --loss {loss} (the paper has no "
+                                 "fourth-order landscape for the cosine form; use --loss infonce --normalize "
+                                 "--c 1/temperature --negatives both, see docs/conventions.md).",
+                                 param_hint="'--model'")
+    _reject(ctx, rules)
+
+
+def _reject(ctx, rules):
+    params = {p.name: p for p in ctx.command.params}
+    for key, (ok, needs) in rules.items():
+        if not ok and O.given(ctx, key):
+            opt = O.display(params[key])
+            raise click.BadParameter(f"{opt} has no effect here; it applies with {needs}.", param_hint=f"'{opt}'")
+
+
+def format_report(r):
+    """The text ``minissl simulate`` prints for a contrastive run (from its JSON report)."""
+    s = r["settings"]
+    lines = []
+    title = REGISTRY[s["loss"]].title
+    params = ", ".join(f"{k}={v}" for k, v in s["loss_params"].items())
+    variant = [v for v, on in (("normalized", s["normalize"]), ("bias", s["bias"]),
+                               (f"weight decay {s['weight_decay']:g}", s["weight_decay"])) if on]
+    lines.append(f"minissl simulate: {title}" + (f" [{params}]" if params else "")
+                 + (f" + {', '.join(variant)}" if variant else ""))
+    aug = s["augmentation"] + (f" sigma={s['sigma']:g}" if s["sigma"] is not None else "") + (
+        f" theta={s['theta']:g}" if s["augmentation"] == "structured" else "")
+    lines.append(f"data: N={s['n']}, d0={s['d0']} -> d1={s['d1']}, clean eigenvalues "
+                 + ", ".join(f"{v:.3g}" for v in r["A0_eigenvalues"]) + f"; augmentation {aug}")
+    lines.append(f"train: {s['model']} model, {s['optimizer']} lr={s['lr']:g} ({s['lr_schedule']}), "
+                 f"{s['steps']} steps, noise={s['noise']}, replicates={s['replicates']}, seed={s['seed']}"
+                 f"  [{s['train_seconds']:.1f} s]")
+    how = {"compiled": "compiled in", "cache": "loaded from cache in", "loaded": "already loaded,",
+           "python (JIT disabled)": "NUMBA_DISABLE_JIT=1: running as Python,"}
+    if s.get("compile_source"):
+        lines.append(f"engine: {s['engine']}, whole loop compiled ({how[s['compile_source']]} "
+                     f"{s['compile_seconds']:.1f} s)")
+    else:
+        why = ("the effective model is descended in Python" if s["model"] == "effective" else
+               f"{s['loss']} has no Numba kernel; its NumPy core runs" if not REGISTRY[s["loss"]].accelerated else
+               "no compiled loop for this augmentation/dtype (scale augmentation or float32)")
+        lines.append(f"engine: {s['engine']}" + ("" if s["engine"] == "numpy" else f" (Python loop: {why})"))
+    lines.append("")
+    pred = r["predicted_eigenvalues"]
+    lines.append("  i   learned eig(W^T W)   predicted     difference")
+    for i, lv in enumerate(r["learned_eigenvalues"]):
+        if pred is None:
+            lines.append(f"  {i + 1:<3} {lv:<20.5g} {'n/a':<13}")
+            continue
+        pv = pred[i]
+        top = max(pred[0], r["learned_eigenvalues"][0], 1e-300)
+        lines.append(f"  {i + 1:<3} {lv:<20.5g} {pv:<13.5g} {(lv - pv) / top:+.3f} x top")
+    lines.append("")
+    self_normalising = not REGISTRY[s["loss"]].normalize_allowed
+    if r["learned_scale_factor"] is not None:
+        lines.append(f"({'cosine' if self_normalising else 'normalized'} loss: W's scale is free; "
+                     f"learned values rescaled by "
+                     f"{r['learned_scale_factor']:.4g} so that E|Wx+b|^2 = c)")
+    pr = "n/a" if r["predicted_rank"] is None else r["predicted_rank"]
+    psr = "n/a" if r["predicted_stable_rank"] is None else f"{r['predicted_stable_rank']:.3f}"
+    lines.append(f"rank (eigenvalues > {r['rank_tol']:g} x largest): learned {r['learned_rank']}, predicted {pr}")
+    lines.append(f"stable rank: learned {r['learned_stable_rank']:.3f}, predicted {psr}")
+    u = r["expansion_u"]
+    if r["learned_scale_factor"] is not None:
+        trust = None
+    elif u < 0.1:
+        trust = "small: the fourth-order theory should be accurate"
+    elif u < 0.5:
+        trust = "moderate: expect corrections of relative size ~u"
+    else:
+        trust = "NOT small: expect the fourth-order theory to be off"
+    if trust is None and self_normalising:
+        lines.append("expansion parameter: not meaningful for the cosine loss (scale free)")
+    elif trust is None:
+        lines.append("expansion parameter: not meaningful for normalized outputs (the scale is fixed by c); "
+                     "the prediction is the paper's penalty model, Eq. (10)")
+    else:
+        lines.append(f"expansion parameter u = 2 Tr[W Sigma W^T] = {u:.3g} ({trust})")
+    lines.append(f"prediction: {r['prediction_method']}; models the {r['prediction_models']}")
+    d = r["diagnostics"]
+    lines.append(f"converged: {'yes' if r['converged'] else 'NO'} (spectral change {d['spectral_change']:.2g}"
+                 f" +- {d['spectral_noise']:.2g}, tol {d['spectral_tol']:g}; mean gradient norm {d['grad_norm']:.2g}"
+                 + (f" +- {d['grad_se']:.2g} (SE), zero-mean p-value {d['grad_pvalue']:.2g}"
+                    if d.get("grad_pvalue") is not None else f", tol {d['grad_tol']:g}") + ")")
+    for w in r["warnings"]:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)

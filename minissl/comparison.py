@@ -1,0 +1,119 @@
+"""What a run learned next to what the theory predicts: the comparison ``minissl simulate`` prints.
+
+:func:`compare` (a :class:`~minissl.train.SimulationResult` against the effective
+landscape's prediction, :func:`minissl.predict`) and :func:`compare_siamese` (a linear
+SimSiam/BYOL run against its per-mode fixed points, :mod:`minissl.siamese`) return plain,
+JSON-friendly dicts; the CLI only formats them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .landscape import predict
+from .metrics import RANK_RTOL, numerical_rank, stable_rank
+
+__all__ = ["comparable_eigenvalues", "compare", "compare_siamese"]
+
+
+def comparable_eigenvalues(res):
+    """Learned eigenvalues of ``W^T W`` on the theory's scale, and the factor applied.
+
+    For a scale-free loss (normalized outputs, or a self-normalising one such as SimCLR's
+    cosine similarity) ``W``'s overall scale is not determined by the loss; the values are
+    rescaled so that ``E|Wx + b|^2 = c`` (``c = 1`` for a self-normalising loss). Returns
+    ``(eigenvalues, factor)`` with ``factor`` None when nothing was rescaled.
+    """
+    ev = res.eigenvalues.copy()
+    if not (res.loss.normalize or not res.loss.spec.normalize_allowed):
+        return ev, None
+    rho = float(np.sum((res.W @ res.Sigma) * res.W)) + (0.0 if res.b is None else float(res.b @ res.b))
+    scale = res.loss.c / rho if rho > 0 else 1.0
+    return ev * scale, scale
+
+
+def compare(res, rank_tol=RANK_RTOL, kappa=None):
+    """Learned spectrum, ranks and expansion parameter next to the effective landscape's prediction.
+
+    Parameters
+    ----------
+    res : SimulationResult
+        A run of :func:`minissl.simulate`.
+    rank_tol : float
+        Relative tolerance of the numerical rank (:func:`minissl.metrics.numerical_rank`).
+    kappa : float, optional
+        Normalization penalty of Eq. (10) for the prediction (normalized losses).
+
+    Returns
+    -------
+    dict
+        ``learned_eigenvalues`` (rescaled for scale-free losses, see
+        :func:`comparable_eigenvalues`), ``learned_scale_factor``,
+        ``predicted_eigenvalues`` (None where the theory has no prediction, with the
+        reason in ``prediction_method``), ranks and stable ranks of both, the expansion
+        parameter ``expansion_u = 2 Tr[W Sigma W^T]`` (Prop. 1 is an expansion in it),
+        the eigenvalues of ``A0`` and ``C``, and ``max_abs_diff_rel_to_top``.
+    """
+    ds = res.dataset
+    learned, scale = comparable_eigenvalues(res)
+    pred, pred_note = None, None
+    try:
+        p = predict(res.loss, res.A0_model, res.C, n=ds.n, mean=res.mean_model,
+                    d1=res.W.shape[0], bias=res.b is not None, kappa=kappa, seed=0)
+        pred = p["eigenvalues"]
+        pred_note = p["method"]
+    except ValueError as exc:
+        pred_note = f"not available: {str(exc).rstrip('.')}"
+    Wsig = float(np.sum((res.W @ res.Sigma) * res.W)) * (1.0 if scale is None else scale)
+    out = {
+        "learned_eigenvalues": learned,
+        "learned_scale_factor": scale,
+        "predicted_eigenvalues": pred,
+        "prediction_method": pred_note,
+        "prediction_models": "noise-averaged loss (noise='fresh')",
+        "rank_tol": rank_tol,
+        "learned_rank": numerical_rank(learned, rank_tol),
+        "predicted_rank": None if pred is None else numerical_rank(pred, rank_tol),
+        "learned_stable_rank": stable_rank(learned),
+        "predicted_stable_rank": None if pred is None else stable_rank(pred),
+        "expansion_u": 2.0 * Wsig,
+        "A0_eigenvalues": np.linalg.eigvalsh(ds.A0)[::-1],
+        "C_eigenvalues": np.linalg.eigvalsh(res.C)[::-1],
+    }
+    if pred is not None:
+        top = max(float(pred[0]), float(learned[0]), 1e-300)
+        out["max_abs_diff_rel_to_top"] = float(np.max(np.abs(learned - pred)) / top)
+    return out
+
+
+def compare_siamese(res, rank_tol=RANK_RTOL):
+    """A linear SimSiam/BYOL run (:class:`minissl.siamese.SiameseResult`) next to its fixed points.
+
+    Returns the learned spectrum of ``W^T W`` and the predictor's eigenvalues beside the
+    per-mode theory (``w^2 = p_+^2``, the surviving modes, the E-step optimum), the learned
+    rank (0 on complete collapse) and, where the theory applies, the predicted rank and
+    ``max_abs_diff_rel_to_top``.
+    """
+    th = res.theory
+    learned = res.eigenvalues
+    out = {
+        "learned_eigenvalues": learned,
+        "predicted_eigenvalues": None if th is None or np.any(np.isnan(th["w2_sorted"])) else th["w2_sorted"],
+        "F_eigenvalues": np.linalg.eigvalsh(res.F)[::-1] if th is None else th["s"],
+        "C_eigenvalues_along_F": None if th is None else th["c"],
+        "predicted_alive": None if th is None else th["alive"],
+        "predicted_predictor": None if th is None or th["collapse"] else th["p"],
+        "predicted_collapse": None if th is None else th["collapse"],
+        "estep_optimum": None if th is None else th["estep"],
+        # real parts (P need not be symmetric; at the fixed point its eigenvalues are real)
+        "learned_predictor_eigenvalues": np.sort(np.linalg.eigvals(res.P).real)[::-1],
+        "rank_tol": rank_tol,
+        "learned_rank": 0 if res.checks["complete_collapse"] else numerical_rank(learned, rank_tol),
+        "checks": res.checks,
+    }
+    if out["predicted_eigenvalues"] is not None:
+        pred = out["predicted_eigenvalues"]
+        out["predicted_rank"] = int(np.sum(th["alive"]))
+        if pred[0] > 0:
+            out["max_abs_diff_rel_to_top"] = float(np.max(np.abs(learned - pred)) / max(pred[0], learned[0]))
+    return out

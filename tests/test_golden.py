@@ -1,0 +1,209 @@
+"""Golden tests of the ``minissl`` command line: today's numbers, pinned.
+
+Every case of ``tests/golden/cases.py`` is rerun (a ``minissl.cli:main`` subprocess on this
+checkout, outputs in ``tmp_path``) and compared with ``tests/golden/<case_id>.json``, which
+``python tests/golden/regenerate.py`` records. Comparison (``compare``):
+
+* dicts: the same keys; strings, bools, ints and ``None`` exactly;
+* floats: ``|a - b| <= 1e-12 * max(|a|, |b|)`` (or both 0; NaN matches NaN, inf matches inf);
+* numeric arrays (lists, nested lists, CSV columns): elementwise within
+  ``1e-12 * max |reference array|`` (over its finite entries), with NaN / inf at exactly the
+  same positions; non-numeric entries of a mixed list (CSV '' cells, names) exactly.
+
+Fields that depend on the clock or the machine are dropped before storing and before
+comparing, by ``cases.normalize`` (the one list of what is not compared). The subprocesses
+run single-threaded unless ``MINISSL_GOLDEN_THREADS`` is set (see ``cases.subprocess_env``).
+
+Why a tolerance and not bit equality: the Numba InfoNCE kernels give results that differ in
+the last bits between a process that compiles them (cold cache) and one that loads them from
+the ``__pycache__`` cache (warm); after a 300-step run that is up to ~6e-14 relative (the
+convergence diagnostic ``spectral_change``, a difference of close numbers), far below 1e-12.
+The goldens are recorded with a warm cache.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from golden.cases import CASES, golden_path, load_record, run_case
+
+RTOL = 1e-12
+MAX_REPORTED = 20
+
+
+def _is_num(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _numeric_leaves(x):
+    """The numbers of a (nested) list if every leaf is an int/float, else None."""
+    out = []
+    stack = [x]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif _is_num(v):
+            out.append(v)
+        else:
+            return None
+    return out
+
+
+def _as_array(x):
+    """A rectangular numeric (nested) list as a float64 array, else None."""
+    if not isinstance(x, list) or not x or _numeric_leaves(x) is None:
+        return None
+    try:
+        arr = np.array(x, dtype=np.float64)
+    except ValueError:  # ragged
+        return None
+    return arr if arr.dtype == np.float64 and arr.ndim >= 1 else None
+
+
+def _show(v, limit=200):
+    s = repr(v)
+    return s if len(s) <= limit else s[:limit] + "..."
+
+
+def _int_positions(x, prefix=()):
+    """Index tuples of the int leaves of a nested list (their type is compared exactly)."""
+    if isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _int_positions(v, prefix + (i,))
+    elif isinstance(x, int) and not isinstance(x, bool):
+        yield prefix
+
+
+def _compare_array(exp, got, ea, path, errors):
+    ga = _as_array(got)
+    if ga is None or ga.shape != ea.shape:
+        errors.append(f"{path}: expected a numeric array of shape {ea.shape}, got {_show(got)}")
+        return
+    if set(_int_positions(exp)) != set(_int_positions(got)):
+        errors.append(f"{path}: int/float types differ: expected {_show(exp)}, got {_show(got)}")
+    enan, gnan = np.isnan(ea), np.isnan(ga)
+    einf, ginf = np.isinf(ea), np.isinf(ga)
+    bad = (enan != gnan) | (einf != ginf) | (einf & ginf & (np.sign(ea) != np.sign(ga)))
+    fin = np.isfinite(ea)
+    scale = float(np.max(np.abs(ea[fin]))) if fin.any() else 0.0
+    both = fin & np.isfinite(ga)
+    diff = np.subtract(ea, ga, out=np.zeros_like(ea), where=both)  # no inf - inf
+    bad |= np.abs(diff) > RTOL * scale
+    if bad.any():
+        idx = [tuple(int(i) for i in t) for t in np.argwhere(bad)]
+        where = ", ".join(f"{path}[{']['.join(map(str, t))}]: expected {float(ea[t])!r}, got {float(ga[t])!r}"
+                          for t in idx[:5])
+        errors.append(f"{path}: {len(idx)} of {ea.size} entries differ beyond {RTOL:g} x max|reference| "
+                      f"= {RTOL * scale:.3g}: {where}" + (" ..." if len(idx) > 5 else ""))
+
+
+def _compare_list(exp, got, path, errors):
+    if not isinstance(got, list) or len(got) != len(exp):
+        errors.append(f"{path}: expected a list of length {len(exp)}, got {_show(got)}")
+        return
+    ea = _as_array(exp)
+    if ea is not None:
+        _compare_array(exp, got, ea, path, errors)
+        return
+    # mixed list (e.g. a CSV column with '' cells): the numbers as one array, the rest exactly
+    num = [i for i, v in enumerate(exp) if _is_num(v)]
+    finite = [abs(exp[i]) for i in num if math.isfinite(exp[i])]
+    scale = max(finite) if finite else 0.0
+    for i, (e, g) in enumerate(zip(exp, got)):
+        if i in num and _is_num(g):
+            if type(e) is not type(g):
+                errors.append(f"{path}[{i}]: expected {type(e).__name__} {e!r}, got {type(g).__name__} {g!r}")
+            elif not _close(e, g, RTOL * scale):
+                errors.append(f"{path}[{i}]: expected {e!r}, got {g!r} (tolerance {RTOL * scale:.3g})")
+        else:
+            _compare(e, g, f"{path}[{i}]", errors)
+
+
+def _close(a, b, tol):
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= tol
+
+
+def _compare(exp, got, path, errors):
+    if isinstance(exp, dict):
+        if not isinstance(got, dict):
+            errors.append(f"{path or '<root>'}: expected a dict, got {_show(got)}")
+            return
+        missing, extra = sorted(set(exp) - set(got)), sorted(set(got) - set(exp))
+        if missing:
+            errors.append(f"{path or '<root>'}: keys missing: {missing}")
+        if extra:
+            errors.append(f"{path or '<root>'}: unexpected keys: {extra}")
+        for k in exp:
+            if k in got:
+                _compare(exp[k], got[k], f"{path}.{k}" if path else str(k), errors)
+    elif isinstance(exp, list):
+        _compare_list(exp, got, path, errors)
+    elif isinstance(exp, float):
+        if not isinstance(got, float):
+            errors.append(f"{path}: expected float {exp!r}, got {type(got).__name__} {_show(got)}")
+        elif not (exp == got == 0.0 or _close(exp, got, RTOL * max(abs(exp), abs(got)))):
+            errors.append(f"{path}: expected {exp!r}, got {got!r} (relative difference "
+                          f"{abs(exp - got) / max(abs(exp), abs(got)):.3g})")
+    else:  # str, bool, int, None: exactly, type included
+        if type(exp) is not type(got) or exp != got:
+            errors.append(f"{path}: expected {_show(exp)}, got {_show(got)}")
+
+
+def compare(expected, got, path=""):
+    """Assert that ``got`` matches ``expected`` (rules in the module docstring).
+
+    Raises ``AssertionError`` listing every mismatch (the first ``MAX_REPORTED``) with its key
+    path (``a.b[3]``) and both values.
+    """
+    errors = []
+    _compare(expected, got, path, errors)
+    if errors:
+        more = f"\n... and {len(errors) - MAX_REPORTED} more" if len(errors) > MAX_REPORTED else ""
+        raise AssertionError(f"{len(errors)} mismatch(es):\n" + "\n".join(errors[:MAX_REPORTED]) + more)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_golden(case, tmp_path):
+    case_id, argv, kind = case
+    path = golden_path(case_id)
+    if not path.exists():
+        pytest.fail(f"no golden file {path}; record it with `python tests/golden/regenerate.py --only {case_id}`")
+    ref = load_record(path)
+    assert ref["argv"] == list(argv) and ref["kind"] == kind, (
+        f"{case_id}: the case changed since it was recorded ({ref['argv']} -> {list(argv)}); regenerate it")
+    got = run_case(case, tmp_path)
+    compare(ref["outputs"], got["outputs"])
+
+
+# ----------------------------------------------------------------------------- the comparer itself
+
+def test_compare_accepts_equal_and_tiny_differences():
+    ref = {"a": 1.0, "b": [1.0, 2.0, float("nan"), float("inf")], "c": "x", "d": True, "e": 3, "f": None,
+           "g": [[1.0, 0.0], [0.0, 2.0]], "h": [1.0, "", 3.0], "z": 0.0}
+    got = {"a": 1.0 + 1e-13, "b": [1.0, 2.0 + 1e-12, float("nan"), float("inf")], "c": "x", "d": True, "e": 3,
+           "f": None, "g": [[1.0, 1e-13], [0.0, 2.0]], "h": [1.0, "", 3.0 - 2e-12], "z": 0.0}
+    compare(ref, got)
+
+
+@pytest.mark.parametrize("got, fragment", [
+    ({"a": 1.0 + 1e-9, "b": [1.0, 2.0], "s": "x"}, "a: expected 1.0"),
+    ({"a": 1.0, "b": [1.0, 2.0 + 1e-9], "s": "x"}, "b[1]: expected 2.0"),
+    ({"a": 1.0, "b": [1.0, float("nan")], "s": "x"}, "b[1]"),
+    ({"a": 1.0, "b": [1.0, 2.0], "s": "y"}, "s: expected 'x', got 'y'"),
+    ({"a": 1.0, "b": [1.0, 2.0]}, "keys missing: ['s']"),
+    ({"a": 1.0, "b": [1.0, 2.0], "s": "x", "t": 0}, "unexpected keys: ['t']"),
+    ({"a": 1, "b": [1.0, 2.0], "s": "x"}, "a: expected float"),
+    ({"a": 1.0, "b": [1.0], "s": "x"}, "b: expected a list of length 2"),
+])
+def test_compare_reports_mismatches(got, fragment):
+    with pytest.raises(AssertionError, match=None) as info:
+        compare({"a": 1.0, "b": [1.0, 2.0], "s": "x"}, got)
+    assert fragment in str(info.value), str(info.value)
