@@ -16,7 +16,7 @@ from ..data import IsotropicNoise, gaussian_data
 from ..losses import get_loss
 from ..regimes import REGIMES, grid_minima, grid_regime, rank_regime
 from ..theory import global_minimum, landscape_for, stationary_points
-from ._common import write_csv
+from .common import write_csv
 
 __all__ = ["fig1_toy", "grid_rows"]
 

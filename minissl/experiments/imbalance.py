@@ -57,9 +57,7 @@ resumes.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -67,12 +65,12 @@ import numpy as np
 from scipy import stats as _scipy_stats
 
 from .. import _validation as V
-from .._io import atomic_write_text, jsonable
 from ..data import dirichlet_weights, gaussian_mixture, imbalance_weights
 from ..losses import get_loss
 from ..metrics import stable_rank
 from ..theory import global_minimum, landscape_for
-from ._common import load_settings, save_figure, write_csv, write_report
+from .common import load_settings, save_figure, write_csv, write_report
+from .runs import RunCache
 
 __all__ = ["run_imbalance", "LOSSES", "SCHEMES", "class_means", "level_weights", "check_levels",
            "representation_metrics", "relative_metrics", "principal_angle", "theory_matrices", "probe_test_set",
@@ -426,69 +424,12 @@ def _check_sigma(sigma, radius, within):
 
 # --------------------------------------------------------------------------- training runs
 
-class _Points:
-    """Finished runs stored as ``points/<key>.json`` with a hash of everything that defines them."""
-
-    def __init__(self, folder):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-    @staticmethod
-    def digest(spec):
-        return hashlib.sha256(json.dumps(jsonable(spec), sort_keys=True).encode()).hexdigest()[:16]
-
-    def load(self, key, spec):
-        try:
-            rec = json.loads((self.folder / f"{key}.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return rec if isinstance(rec, dict) and rec.get("settings_hash") == self.digest(spec) else None
-
-    def save(self, key, spec, rec):
-        rec = {**rec, "settings_hash": self.digest(spec)}
-        atomic_write_text(self.folder / f"{key}.json", json.dumps(jsonable(rec), allow_nan=False) + "\n")
-        return rec
-
-
-def _train(jobs, s, engine, points, progress, batch=4):
-    """Train every job (dicts with key, spec, kwargs); returns {key: learned record}."""
-    from ..train import simulate_batch
-
-    done, todo = {}, []
-    for job in jobs:
-        rec = points.load(job["key"], job["spec"])
-        if rec is not None:
-            done[job["key"]] = rec
-        else:
-            todo.append(dict(job, kwargs=dict(job["kwargs"])))
-    if progress and done:
-        print(f"  {len(done)}/{len(jobs)} runs already done (resumed from {points.folder})", file=sys.stderr)
-    t0 = time.perf_counter()
-    while todo:
-        chunk, todo = todo[:batch], todo[batch:]
-        results = simulate_batch([j["kwargs"] for j in chunk], engine=engine, warn=False)
-        for job, res in zip(chunk, results):
-            kw = job["kwargs"]
-            steps, reps = kw["steps"], kw.get("replicates", 1)
-            grow_s = bool(s["max_steps"]) and steps * 2 <= s["max_steps"]
-            grow_r = bool(s["max_replicates"]) and reps * 2 <= s["max_replicates"]
-            if not res.converged and (grow_s or grow_r):
-                kw["steps"] = steps * 2 if grow_s else steps
-                kw["replicates"] = reps * 2 if grow_r else reps
-                todo.append(job)
-                continue
-            W = np.asarray(res.W, dtype=np.float64)
-            rec = {"W": W.tolist(), "converged": bool(res.converged), "steps": int(steps), "replicates": int(reps),
-                   "spectral_change": res.diagnostics["spectral_change"],
-                   "grad_pvalue": res.diagnostics["grad_pvalue"],
-                   "u": float(2.0 * np.sum((W @ res.Sigma) * W)),
-                   "train_seconds": float(res.settings["train_seconds"])}
-            done[job["key"]] = points.save(job["key"], job["spec"], rec)
-            if progress:
-                state = "converged" if rec["converged"] else "NOT converged"
-                print(f"  [{len(done)}/{len(jobs)}] {job['key']}: {state}"
-                      f" ({steps} steps x {reps} replicates, {time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    return done
+def _learned_record(res, kwargs):
+    """The stored record of a training run: its ``W`` and convergence diagnostics (see :class:`.runs.RunCache`)."""
+    W = np.asarray(res.W, dtype=np.float64)
+    return {"W": W.tolist(), "spectral_change": res.diagnostics["spectral_change"],
+            "grad_pvalue": res.diagnostics["grad_pvalue"], "u": float(2.0 * np.sum((W @ res.Sigma) * W)),
+            "train_seconds": float(res.settings["train_seconds"])}
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -676,14 +617,15 @@ def run_imbalance(out="minissl-figures", quick=False, seeds=None, levels=None, l
     s = _settings(quick, overrides)
     folder = Path(out) / FIGURE
     folder.mkdir(parents=True, exist_ok=True)
-    points = _Points(folder / "points" / ("quick" if quick else "full"))
+    cache = RunCache(folder / "points" / ("quick" if quick else "full"), _learned_record, max_steps=s["max_steps"],
+                     max_replicates=s["max_replicates"], progress=progress, batch=4, noun="runs")
     t_start = time.perf_counter()
     K, d0, d1_, scheme_, lv = s["classes"], s["dim"], s["d1"], s["scheme"], s["levels"]
     C = s["sigma"] ** 2 * np.eye(d0)
 
-    # training jobs: (loss, seed, level)
+    # training runs: (loss, seed, level)
     setups = {seed: _seed_setup(s, seed) for seed in range(s["seeds"])}
-    jobs = []
+    runs = []
     for loss in s["losses"]:
         for seed in range(s["seeds"]):
             for li, level in enumerate(lv):
@@ -691,14 +633,15 @@ def run_imbalance(out="minissl-figures", quick=False, seeds=None, levels=None, l
                       **s["train"]}
                 if s["control_variate"] and loss in _INFONCE_FAMILY:
                     kw["control_variate"] = True
+                kw["engine"] = engine
                 spec = {"version": _VERSION, "loss": loss, "seed": seed, "level": level, "scheme": scheme_,
                         "classes": K, "dim": d0, "d1": d1_, "radius": s["radius"], "within": s["within"],
                         "center_means": s["center_means"], "stratified": s["stratified"], "n": s["n"],
                         "sigma": s["sigma"], "train": s["train"], "control_variate": kw.get("control_variate", False),
                         "max_steps": s["max_steps"], "max_replicates": s["max_replicates"], "engine": engine}
-                jobs.append({"key": f"{loss}-seed{seed}-{scheme_}{level!r}", "spec": spec, "kwargs": kw})
+                runs.append((f"{loss}-seed{seed}-{scheme_}{level!r}", kw, spec))
     t_train = time.perf_counter()
-    learned = _train(jobs, s, engine, points, progress)
+    learned = dict(zip((key for key, *_ in runs), cache.run(runs)))
     t_train = time.perf_counter() - t_train
 
     # trained seeds: learned, derived and paper matrices, paired
