@@ -17,6 +17,7 @@ import minissl
 from minissl.cli_imbalance import imbalance_cmd
 from minissl.data import Dataset, MixtureDataset, dirichlet_weights, gaussian_mixture, imbalance_weights
 from minissl.experiments import imbalance as imb
+from minissl.metrics import eigenspace_angle
 
 MEANS = np.array([[2.0, 0.0, 0.0], [0.0, 1.5, 0.0], [-1.0, -1.0, 0.5]])
 
@@ -256,10 +257,10 @@ def test_relative_metrics_and_principal_angle_by_hand():
     (e2, e3) plane by 40 deg turns the top-2 space span(e1, e2) by 40 deg (largest principal angle)."""
     M = np.diag([3.0, 1.0, 0.1])
     R = _rot(math.radians(25), 0, 1)
-    assert math.isclose(imb.principal_angle(M, R @ M @ R.T, 1), 25.0, abs_tol=1e-9)
+    assert math.isclose(eigenspace_angle(M, R @ M @ R.T, 1), 25.0, abs_tol=1e-9)
     R = _rot(math.radians(40), 1, 2)
-    assert math.isclose(imb.principal_angle(M, R @ M @ R.T, 2), 40.0, abs_tol=1e-9)
-    assert math.isclose(imb.principal_angle(M, R @ M @ R.T, 1), 0.0, abs_tol=1e-6)
+    assert math.isclose(eigenspace_angle(M, R @ M @ R.T, 2), 40.0, abs_tol=1e-9)
+    assert math.isclose(eigenspace_angle(M, R @ M @ R.T, 1), 0.0, abs_tol=1e-6)
     rec = {"eigenvalues": [3.0, 1.0], "M": np.diag([3.0, 1.0, 0.0]), "probe_accuracy": 0.7,
            "class_accuracy": [0.9, 0.8, 0.4]}
     ref = {"eigenvalues": [1.0, 1.0], "M": np.diag([1.0, 1.0, 0.0]) + np.diag([1e-3, 0, 0]), "probe_accuracy": 0.8,

@@ -67,13 +67,13 @@ from scipy import stats as _scipy_stats
 from .. import _validation as V
 from ..data import dirichlet_weights, gaussian_mixture, imbalance_weights
 from ..losses import get_loss
-from ..metrics import stable_rank
+from ..metrics import eigenspace_angle, stable_rank, top_eigenvectors
 from ..theory import global_minimum, landscape_for
 from .common import load_settings, save_figure, write_csv, write_report
 from .runs import RunCache
 
 __all__ = ["run_imbalance", "LOSSES", "SCHEMES", "class_means", "level_weights", "check_levels",
-           "representation_metrics", "relative_metrics", "principal_angle", "theory_matrices", "probe_test_set",
+           "representation_metrics", "relative_metrics", "theory_matrices", "probe_test_set",
            "minority_class", "format_level_table", "verdict_lines", "summary_lines", "level_label", "level_key"]
 
 FIGURE = "imbalance"
@@ -225,26 +225,11 @@ def _check_draws(s):
 
 # --------------------------------------------------------------------------- metrics
 
-def _top_space(M, k):
-    _, U = np.linalg.eigh(0.5 * (M + M.T))
-    return U[:, ::-1][:, :k]
-
-
 def _kept_rank(M, d1):
     ev = np.clip(np.linalg.eigvalsh(0.5 * (M + M.T))[::-1], 0.0, None)
     if ev[0] <= 0:
         return 0
     return int(min(d1, np.sum(ev > _RANK_TOL * ev[0])))
-
-
-def principal_angle(M1, M2, k):
-    """Largest principal angle (degrees) between the top-``k`` eigenspaces of two PSD matrices."""
-    if k < 1:
-        return 0.0
-    U1, U2 = _top_space(M1, k), _top_space(M2, k)
-    # sin of the largest angle = largest singular value of U1's part orthogonal to U2 (accurate near 0)
-    s = np.linalg.norm(U1 - U2 @ (U2.T @ U1), ord=2)
-    return float(np.degrees(np.arcsin(min(float(s), 1.0))))
 
 
 def representation_metrics(M, d1, means, within, test, minority, mean=None):
@@ -284,7 +269,7 @@ def representation_metrics(M, d1, means, within, test, minority, mean=None):
         sep = 0.0
         cap = 0.0 if mean is not None else None
     else:
-        U = _top_space(M, r)
+        U = top_eigenvectors(M, r)
         zx, zm = x @ U, means @ U
         # nearest projected class mean: argmin_j |z - m_j|^2 = argmin_j (|m_j|^2 - 2 z.m_j)
         pred = np.argmin((zm * zm).sum(1)[None, :] - 2.0 * (zx @ zm.T), axis=1)
@@ -311,7 +296,7 @@ def relative_metrics(rec, ref, k, minority):
     p = p / p.sum() if p.sum() > 0 else p
     q = q / q.sum() if q.sum() > 0 else q
     return {"spectrum_change": float(np.linalg.norm(p - q) / max(np.linalg.norm(q), 1e-300)),
-            "angle": principal_angle(rec["M"], ref["M"], k),
+            "angle": eigenspace_angle(rec["M"], ref["M"], k),
             "probe_drop": ref["probe_accuracy"] - rec["probe_accuracy"],
             "minority_drop": ref["class_accuracy"][minority] - rec["class_accuracy"][minority]}
 
@@ -719,8 +704,8 @@ def _rows(s, recs):
                         row.update({
                             "rel_error_vs_derived": float(np.max(np.abs(np.asarray(r["eigenvalues"]) - pe))
                                                           / max(pe.max(), 1e-300)),
-                            "angle_vs_derived": principal_angle(r["M"], der["M"], ksub),
-                            "angle_vs_paper": principal_angle(r["M"], pap["M"], ksub),
+                            "angle_vs_derived": eigenspace_angle(r["M"], der["M"], ksub),
+                            "angle_vs_paper": eigenspace_angle(r["M"], pap["M"], ksub),
                             "u": r["u"] if loss in _INFONCE_FAMILY else None,
                             "converged": r["converged"], "steps": r["steps"], "replicates": r["replicates"]})
                     else:
@@ -782,7 +767,7 @@ def _summarise(s, recs, ens, rows, ens_rows, empty):
         for li, level in enumerate(lv):
             entry = {"level": level_key(level)}
             for src in ("learned", "derived"):
-                entry[src] = float(np.mean([principal_angle(recs["scl", sd, li, src]["M"], recs[ref, sd, li, src]["M"],
+                entry[src] = float(np.mean([eigenspace_angle(recs["scl", sd, li, src]["M"], recs[ref, sd, li, src]["M"],
                                                             ksub) for sd in range(s["seeds"])]))
             between.append(entry)
     level_stats = []
