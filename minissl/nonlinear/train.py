@@ -16,26 +16,16 @@ ENGINES = ("numpy", "numba", "cuda")
 
 
 def value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):
-    """Loss of one batch of paired views and its gradient with respect to every parameter.
+    """Loss of one batch of paired views and its gradient with respect to every parameter, on any engine.
+
+    Arguments and result as :func:`~minissl.nonlinear.mlp.value_and_grad_cpu`, with one more engine.
 
     Parameters
     ----------
-    mlp : MLP
-    loss : minissl.losses.Loss
-        InfoNCE family (``infonce``, ``weighted``, ``beta``), optionally ``normalize=True``.
-    x1, x2 : ndarray (N, d0)
     engine : {"numpy", "numba", "cuda"}
         ``numpy``/``numba``: :func:`~minissl.nonlinear.mlp.value_and_grad_cpu`; ``cuda``: the
         network on the GPU (:func:`~minissl.nonlinear.cuda.value_and_grad_gpu`; the loss core on
         the host).
-    weight_decay : float
-        ``+ weight_decay * sum of squared weights`` (biases excluded).
-
-    Returns
-    -------
-    value : float
-    grads : list of ndarray
-        ``[dW1, db1, dW2, db2, dW3]``.
     """
     check_loss(loss)
     V.check_choice("engine", engine, ENGINES)
