@@ -18,6 +18,8 @@ them by drawing views with :meth:`Augmentation.views`.
 from __future__ import annotations
 
 import abc
+import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +41,11 @@ __all__ = [
     "gaussian_mixture",
     "imbalance_weights",
     "dirichlet_weights",
+    "IMBALANCE_SCHEMES",
+    "level_weights",
+    "class_means",
+    "probe_test_set",
+    "stable_seed",
 ]
 
 
@@ -417,6 +424,82 @@ def dirichlet_weights(k, alpha, seed=0):
                          "positive weight); use a larger alpha. Note that any alpha below ~0.01 already puts "
                          "almost all weight on one class and can leave classes with weight exactly 0.")
     return w / w.sum()
+
+
+IMBALANCE_SCHEMES = ("geometric", "dirichlet")
+
+
+def stable_seed(*parts):
+    """A 32-bit seed from printable parts, the same in every process and Python version.
+
+    ``int(sha256("/".join(repr(p) for p in parts))[:8], 16)``: the seed of one piece of data
+    depends only on the parts that name it (e.g. ``("sample", seed, scheme, level)``), not on
+    the order in which a program draws the pieces.
+    """
+    return int(hashlib.sha256("/".join(repr(p) for p in parts).encode()).hexdigest()[:8], 16)
+
+
+def level_weights(scheme, level, classes, seed):
+    """Class weights of one imbalance level.
+
+    Parameters
+    ----------
+    scheme : {"geometric", "dirichlet"}
+        ``geometric``: :func:`imbalance_weights` with ratio ``level``; ``dirichlet``:
+        :func:`dirichlet_weights` with concentration ``level``, the draw seeded by
+        ``stable_seed("dirichlet", seed, level)``.
+    level : float
+    classes : int
+    seed : int
+
+    Returns
+    -------
+    ndarray, shape (classes,)
+    """
+    V.check_choice("scheme", scheme, IMBALANCE_SCHEMES)
+    if scheme == "geometric":
+        return imbalance_weights(classes, level)
+    return dirichlet_weights(classes, level, seed=np.random.default_rng(stable_seed("dirichlet", seed, level)))
+
+
+def class_means(classes, dim, radius, seed, center=True):
+    """Class means ``~ N(0, radius^2 / dim I)``, shape (classes, dim); centred to mean 0 if ``center``.
+
+    The draw is seeded by ``stable_seed("means", seed)``.
+    """
+    classes = V.check_int("classes", classes, lo=2)
+    dim = V.check_int("dim", dim, lo=1)
+    radius = V.check_scalar("radius", radius, lo=0.0, lo_open=True)
+    rng = np.random.default_rng(stable_seed("means", seed))
+    mu = rng.standard_normal((classes, dim)) * radius / math.sqrt(dim)
+    return mu - mu.mean(0) if center else mu
+
+
+def probe_test_set(means, within, per_class, seed):
+    """A balanced labelled test set of a mixture with isotropic within-class noise.
+
+    Parameters
+    ----------
+    means : ndarray (K, d0)
+        Class means.
+    within : float
+        Within-class standard deviation.
+    per_class : int, >= 1
+        Samples of every class.
+    seed : int
+        The draw is seeded by ``stable_seed("test", seed)``.
+
+    Returns
+    -------
+    x : ndarray (K * per_class, d0)
+    y : ndarray of int (K * per_class,)
+        Labels, ``per_class`` of each class in class order.
+    """
+    per_class = V.check_int("test_per_class", per_class, lo=1)
+    rng = np.random.default_rng(stable_seed("test", seed))
+    k, d0 = means.shape
+    y = np.repeat(np.arange(k), per_class)
+    return means[y] + within * rng.standard_normal((y.size, d0)), y
 
 
 def _stratified_counts(n, w):

@@ -46,6 +46,8 @@ __all__ = [
     "alignment",
     "uniformity",
     "principal_angles",
+    "eigenspace_angle",
+    "top_eigenvectors",
     "trajectory",
 ]
 
@@ -260,9 +262,58 @@ def principal_angles(W, F, k=None):
         k = max(numerical_rank(W.T @ W, rtol=1e-3), 1)
     k = V.check_int("k", k, lo=1, hi=min(W.shape))
     _, _, Vt = np.linalg.svd(W, full_matrices=False)
-    _, U = np.linalg.eigh(0.5 * (F + F.T))
-    top = U[:, ::-1][:, :k]
-    return np.sort(subspace_angles(Vt[:k].T, top))
+    return np.sort(subspace_angles(Vt[:k].T, top_eigenvectors(F, k)))
+
+
+def top_eigenvectors(M, k):
+    """Orthonormal eigenvectors of the ``k`` largest eigenvalues of a symmetric matrix.
+
+    Parameters
+    ----------
+    M : ndarray, shape (d, d)
+        Symmetric (its symmetric part ``(M + M^T) / 2`` is used).
+    k : int
+        How many, ``0 <= k <= d``.
+
+    Returns
+    -------
+    ndarray, shape (d, k)
+        Columns ordered by eigenvalue, largest first.
+    """
+    _, U = np.linalg.eigh(0.5 * (M + M.T))
+    return U[:, ::-1][:, :k]
+
+
+def eigenspace_angle(M1, M2, k):
+    """Largest principal angle (degrees) between the top-``k`` eigenspaces of two symmetric matrices.
+
+    For two PSD matrices such as two ``W^T W``: how far apart the ``k`` directions that each
+    keeps most of are. Unlike :func:`principal_angles` (all angles, via the cosines), only the
+    largest angle is computed, from its sine: the largest singular value of the part of ``U1``
+    orthogonal to ``U2``, which stays accurate near 0.
+
+    Parameters
+    ----------
+    M1, M2 : ndarray, shape (d, d)
+        Symmetric (their symmetric parts are used).
+    k : int
+        Subspace dimension, ``0 <= k <= d``; ``k = 0`` gives 0.
+
+    Returns
+    -------
+    float
+        In ``[0, 90]``; 0 when the subspaces coincide.
+    """
+    M1 = V.check_array("M1", M1, ndim=2, dtype=np.float64)
+    M2 = V.check_array("M2", M2, dtype=np.float64, shape=M1.shape)
+    if M1.shape[0] != M1.shape[1]:
+        raise ValueError(f"M1 has shape {M1.shape}, must be square.")
+    k = V.check_int("k", k, lo=0, hi=M1.shape[0])
+    if k == 0:
+        return 0.0
+    U1, U2 = top_eigenvectors(M1, k), top_eigenvectors(M2, k)
+    s = np.linalg.norm(U1 - U2 @ (U2.T @ U1), ord=2)
+    return float(np.degrees(np.arcsin(min(float(s), 1.0))))
 
 
 def trajectory(Ws, x, x1, x2, bs=None, t=2.0, alpha=2.0, rtol=1e-6):

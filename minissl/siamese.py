@@ -68,7 +68,7 @@ import numpy as np
 
 from . import _validation as V
 from .data import Augmentation, Dataset, gaussian_data, make_augmentation
-from .metrics import spectrum, trajectory
+from .metrics import principal_angles, spectrum, trajectory
 
 __all__ = [
     "METHODS",
@@ -589,7 +589,7 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     checks["complete_collapse"] = bool(checks["norm_ratio"] < 1e-3)
     checks["stable_rank"] = float(tr["stable_rank"][-1])
     if not checks["complete_collapse"]:
-        ang = _angles(W, F)
+        ang = principal_angles(W, F)
         checks["principal_angles_deg"] = np.degrees(ang).tolist()
         # share of W's energy outside F's top-k eigenspace (k = the angles' dimension): unlike
         # the angles, not trivially small when 2k > d0
@@ -609,8 +609,3 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     return SiameseResult(W=W, P=P, Wt=W if Wt is None else Wt, eigenvalues=ev, history=history, track=tr, F=F,
                          C=C, theory=theory, checks=checks, dataset=data, settings=settings)
 
-
-def _angles(W, F):
-    from .metrics import principal_angles
-
-    return principal_angles(W, F)

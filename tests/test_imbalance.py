@@ -17,6 +17,8 @@ import minissl
 from minissl.cli.imbalance import imbalance_cmd
 from minissl.data import Dataset, MixtureDataset, dirichlet_weights, gaussian_mixture, imbalance_weights
 from minissl.experiments import imbalance as imb
+from minissl.experiments.imbalance import geometry, report as imb_report, verdicts
+from minissl.metrics import eigenspace_angle
 
 MEANS = np.array([[2.0, 0.0, 0.0], [0.0, 1.5, 0.0], [-1.0, -1.0, 0.5]])
 
@@ -185,8 +187,8 @@ def test_levels_must_leave_two_non_empty_classes():
     s = {"classes": 4, "dim": 5, "radius": 2.0, "within": 0.5, "center_means": True, "scheme": "geometric",
          "levels": [1.0, 1e12], "stratified": False, "n": 96, "theory_seeds": 3}
     with pytest.raises(ValueError, match=r"levels contains 1000000000000.0: the sample of seed 0 leaves only 1 of 4"):
-        imb._check_draws(s)
-    imb._check_draws({**s, "stratified": True})  # stratified: every class of positive weight gets a sample
+        geometry.check_draws(s)
+    geometry.check_draws({**s, "stratified": True})  # stratified: every class of positive weight gets a sample
 
 
 @pytest.mark.parametrize("d1", [4, 2])
@@ -256,10 +258,10 @@ def test_relative_metrics_and_principal_angle_by_hand():
     (e2, e3) plane by 40 deg turns the top-2 space span(e1, e2) by 40 deg (largest principal angle)."""
     M = np.diag([3.0, 1.0, 0.1])
     R = _rot(math.radians(25), 0, 1)
-    assert math.isclose(imb.principal_angle(M, R @ M @ R.T, 1), 25.0, abs_tol=1e-9)
+    assert math.isclose(eigenspace_angle(M, R @ M @ R.T, 1), 25.0, abs_tol=1e-9)
     R = _rot(math.radians(40), 1, 2)
-    assert math.isclose(imb.principal_angle(M, R @ M @ R.T, 2), 40.0, abs_tol=1e-9)
-    assert math.isclose(imb.principal_angle(M, R @ M @ R.T, 1), 0.0, abs_tol=1e-6)
+    assert math.isclose(eigenspace_angle(M, R @ M @ R.T, 2), 40.0, abs_tol=1e-9)
+    assert math.isclose(eigenspace_angle(M, R @ M @ R.T, 1), 0.0, abs_tol=1e-6)
     rec = {"eigenvalues": [3.0, 1.0], "M": np.diag([3.0, 1.0, 0.0]), "probe_accuracy": 0.7,
            "class_accuracy": [0.9, 0.8, 0.4]}
     ref = {"eigenvalues": [1.0, 1.0], "M": np.diag([1.0, 1.0, 0.0]) + np.diag([1e-3, 0, 0]), "probe_accuracy": 0.8,
@@ -276,33 +278,33 @@ T975 = {1: 12.706204736174, 3: 3.182446305284}  # two-sided 95% Student-t quanti
 
 
 def test_compare_one_seed_is_undetermined():
-    v = imb._compare([0.1], [0.9], 0.01)
+    v = verdicts._compare([0.1], [0.9], 0.01)
     assert v["verdict"] == "undetermined (1 seed)" and v["difference_se"] is None and v["n"] == 1
     assert math.isclose(v["difference"], -0.8)
-    assert imb._compare([0.1], [0.9], 0.01, unit="geometry")["verdict"] == "undetermined (1 geometry)"
+    assert verdicts._compare([0.1], [0.9], 0.01, unit="geometry")["verdict"] == "undetermined (1 geometry)"
 
 
 def test_compare_tie_sign_and_slight():
-    assert imb._compare([0.3, 0.4, 0.5], [0.3, 0.4, 0.5], 0.01)["verdict"] == "no clear difference"
+    assert verdicts._compare([0.3, 0.4, 0.5], [0.3, 0.4, 0.5], 0.01)["verdict"] == "no clear difference"
     # identical paired differences: SE 0, the resolution decides
-    assert imb._compare([0.2, 0.3, 0.4], [0.7, 0.8, 0.9], 0.01)["verdict"] == "SCL more robust"
-    assert imb._compare([0.7, 0.8, 0.9], [0.2, 0.3, 0.4], 0.01)["verdict"] == "SCL less robust"
+    assert verdicts._compare([0.2, 0.3, 0.4], [0.7, 0.8, 0.9], 0.01)["verdict"] == "SCL more robust"
+    assert verdicts._compare([0.7, 0.8, 0.9], [0.2, 0.3, 0.4], 0.01)["verdict"] == "SCL less robust"
     # difference 0.1 < 20% of the larger change (1.0): slight
-    assert imb._compare([0.9, 0.9, 0.9], [1.0, 1.0, 1.0], 0.01)["verdict"] == "SCL slightly more robust"
+    assert verdicts._compare([0.9, 0.9, 0.9], [1.0, 1.0, 1.0], 0.01)["verdict"] == "SCL slightly more robust"
     # below the resolution: no difference whatever the SE
-    assert imb._compare([0.305, 0.305, 0.305], [0.3, 0.3, 0.3], 0.01)["verdict"] == "no clear difference"
+    assert verdicts._compare([0.305, 0.305, 0.305], [0.3, 0.3, 0.3], 0.01)["verdict"] == "no clear difference"
 
 
 def test_compare_uses_the_t_threshold_at_n_2_and_4():
     """n = 2, differences 0.2 and 0.3: mean 0.25, SE |0.3 - 0.2| / 2 = 0.05, threshold 12.706 x 0.05 = 0.635:
     no clear difference (2 SE = 0.1 would have called it). n = 4, differences m -+ 0.1: SE 0.1 / sqrt(3),
     threshold 3.1824 x 0.1 / sqrt(3) = 0.1837: m = 0.17 is no clear difference (> 2 SE = 0.115), m = 0.2 is."""
-    v = imb._compare([1.2, 1.3], [1.0, 1.0], 0.01)
+    v = verdicts._compare([1.2, 1.3], [1.0, 1.0], 0.01)
     assert math.isclose(v["difference_se"], 0.05) and math.isclose(v["threshold"], T975[1] * 0.05, rel_tol=1e-9)
     assert v["verdict"] == "no clear difference"
     b = [1.0, 1.0, 1.0, 1.0]
     for m, verdict in ((0.17, "no clear difference"), (0.2, "SCL slightly less robust")):
-        v = imb._compare([1 + m - 0.1, 1 + m - 0.1, 1 + m + 0.1, 1 + m + 0.1], b, 0.01)
+        v = verdicts._compare([1 + m - 0.1, 1 + m - 0.1, 1 + m + 0.1, 1 + m + 0.1], b, 0.01)
         assert math.isclose(v["threshold"], T975[3] * 0.1 / math.sqrt(3), rel_tol=1e-9), v
         assert v["verdict"] == verdict, (m, v)
 
@@ -313,7 +315,7 @@ def _synthetic(values, converged, probe=0.9, rank=2):
     for sd in range(3):
         for li in range(2):
             for loss in ("scl", "infonce"):
-                base = {key: (values[loss][sd] if li == 1 else 0.0) for key, _ in imb._ROBUST}
+                base = {key: (values[loss][sd] if li == 1 else 0.0) for key, _ in verdicts.ROBUST}
                 base.update(probe_accuracy=probe if loss == "scl" else 0.9, rank=rank if loss == "scl" else 2)
                 recs[loss, sd, li, "learned"] = {**base, "converged": converged[loss][sd] or li == 0}
                 for src in ("derived", "paper"):
@@ -328,15 +330,15 @@ def test_learned_verdicts_use_only_converged_seeds():
     resolution -> more robust); the theory sources use all three seeds. No converged seed: undetermined."""
     values = {"scl": [10.0, 900.0, 12.0], "infonce": [50.0, -900.0, 52.0]}
     s, recs, ens = _synthetic(values, {"scl": [True] * 3, "infonce": [True, False, True]})
-    v = imb._verdicts(s, recs, ens, "infonce")
-    for key, _ in imb._ROBUST:
+    v = verdicts.robustness_verdicts(s, recs, ens, "infonce")
+    for key, _ in verdicts.ROBUST:
         x = v["learned"][key]
         assert x["n"] == 2 and x["excluded_seeds"] == [1]
         assert math.isclose(x["scl"], 11.0) and math.isclose(x["reference"], 51.0)
         assert x["verdict"] == "SCL more robust" and x["degenerate"] is None
         assert v["derived"][key]["n"] == 3 and math.isclose(v["derived"][key]["scl"], (10.0 + 900.0 + 12.0) / 3)
     s, recs, ens = _synthetic(values, {"scl": [False] * 3, "infonce": [True] * 3})
-    v = imb._verdicts(s, recs, ens, "infonce")
+    v = verdicts.robustness_verdicts(s, recs, ens, "infonce")
     assert {x["verdict"] for x in v["learned"].values()} == {"undetermined: no converged seeds"}
     assert all(x["n"] == 0 and x["scl"] is None for x in v["learned"].values())
     assert imb.summary_lines({"verdicts": v, "reference_loss": "infonce", "errata_E4": None})[2].count(
@@ -350,13 +352,13 @@ def test_degenerate_representations_get_no_verdict():
     conv = {"scl": [True] * 3, "infonce": [True] * 3}
     for probe, rank, bad in ((0.3, 2, "probe accuracy 0.300 < 1.5/K = 0.375"), (0.9, 0, "rank 0 in 3 of 3")):
         s, recs, ens = _synthetic(values, conv, probe=probe, rank=rank)
-        v = imb._verdicts(s, recs, ens, "infonce")
+        v = verdicts.robustness_verdicts(s, recs, ens, "infonce")
         for src in ("learned", "derived", "paper"):
             for x in v[src].values():
                 assert x["verdict"].startswith("not meaningful (degenerate representation: SCL") and bad in x["verdict"]
                 assert x["comparison"] == "SCL more robust"
     s, recs, ens = _synthetic(values, conv, probe=0.4)
-    assert {x["verdict"] for x in imb._verdicts(s, recs, ens, "infonce")["paper"].values()} == {"SCL more robust"}
+    assert {x["verdict"] for x in verdicts.robustness_verdicts(s, recs, ens, "infonce")["paper"].values()} == {"SCL more robust"}
 
 
 def _e4_rows(errs, angles, conv):
@@ -365,18 +367,18 @@ def _e4_rows(errs, angles, conv):
 
 
 def test_errata_e4_line_only_confirms_when_the_numbers_do():
-    ok = imb._errata_e4({}, _e4_rows([0.02, 0.05], [80.0, 60.0], [True, True]))
+    ok = verdicts.errata_e4({}, _e4_rows([0.02, 0.05], [80.0, 60.0], [True, True]))
     assert ok["confirmed"] and "within 5.0%" in ok["text"] and ">= 60 deg" in ok["text"]
     # an unconverged run with a wild error is left out
-    ok = imb._errata_e4({}, _e4_rows([0.02, 5.0], [80.0, 10.0], [True, False]))
+    ok = verdicts.errata_e4({}, _e4_rows([0.02, 5.0], [80.0, 10.0], [True, False]))
     assert ok["confirmed"] and "1/2 SCL runs converged" in ok["text"]
-    bad = imb._errata_e4({}, _e4_rows([0.02, 0.5], [80.0, 60.0], [True, True]))
+    bad = verdicts.errata_e4({}, _e4_rows([0.02, 0.5], [80.0, 60.0], [True, True]))
     assert not bad["confirmed"] and "does not confirm" in bad["text"] and "50.0% (more than 10%)" in bad["text"]
-    bad = imb._errata_e4({}, _e4_rows([0.02, 0.05], [80.0, 30.0], [True, True]))
+    bad = verdicts.errata_e4({}, _e4_rows([0.02, 0.05], [80.0, 30.0], [True, True]))
     assert not bad["confirmed"] and "only 30 deg" in bad["text"]
-    none = imb._errata_e4({}, _e4_rows([0.02], [80.0], [False]))
+    none = verdicts.errata_e4({}, _e4_rows([0.02], [80.0], [False]))
     assert not none["confirmed"] and "no SCL training run converged (0/1)" in none["text"]
-    huge = imb._errata_e4({}, _e4_rows([9.5e297], [80.0], [True]))
+    huge = verdicts.errata_e4({}, _e4_rows([9.5e297], [80.0], [True]))
     assert "9.5e+299%" in huge["text"] and len(huge["text"]) < 300
 
 
@@ -490,8 +492,8 @@ def test_paper_constants_predict_invariance_that_the_derived_theory_does_not(rep
 
 def test_markdown_says_whether_the_means_are_centred(report):
     s = dict(report["settings"])
-    assert "radius 2, centred;" in imb._markdown(report, s)
-    assert "radius 2, not centred;" in imb._markdown(report, {**s, "center_means": False})
+    assert "radius 2, centred;" in imb_report.markdown(report, s)
+    assert "radius 2, not centred;" in imb_report.markdown(report, {**s, "center_means": False})
 
 
 def test_unconverged_runs_give_no_learned_verdict(report, out, tmp_path):

@@ -128,10 +128,10 @@ def test_plane_axes_and_dimensional_collapse_direction():
     """r1 carries the larger singular value; minima at (0, +-r) (the larger direction collapsed)
     are not accepted as the dimensional collapse the theory means."""
     from minissl.nonlinear import LinearModel
-    from minissl.nonlinear.probes import _halves, _probe_W3
+    from minissl.nonlinear.probes import probe_svd, split_halves
 
-    U, s, Vt = _probe_W3(LinearModel(np.diag([2.0, 1.0])), [(np.ones((3, 2)), np.ones((3, 2)))])
-    big, small = _halves(s)
+    U, s, Vt = probe_svd(LinearModel(np.diag([2.0, 1.0])), [(np.ones((3, 2)), np.ones((3, 2)))])
+    big, small = split_halves(s)
     assert np.allclose(big, [2.0, 0.0]) and np.allclose(small, [0.0, 1.0])
     r = np.linspace(-1, 1, 11)
     L = np.add.outer(np.zeros(11), (r ** 2 - 0.36) ** 2) + 0.5 * r[:, None] ** 2  # minima at (0, +-0.6)

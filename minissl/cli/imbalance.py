@@ -76,7 +76,7 @@ def imbalance_cmd(**kw):
     data/experiments/imbalance.toml. Finished runs are saved as they complete: an
     interrupted run resumes when the same command is given again.
     """
-    from ..experiments.imbalance import (agreement_line, format_level_table, resolve_settings, run_imbalance,
+    from ..experiments.imbalance import (agreement_line, format_level_table, load_settings, run_imbalance,
                                          summary_lines)
 
     kw = O.merge_alias(kw, "d1", "d1_alias", "--d1", "--out-dim")
@@ -86,7 +86,7 @@ def imbalance_cmd(**kw):
                  "losses": kw["losses"], "scheme": kw["scheme"], "sigma": kw["sigma"], "d1": kw["d1"], "n": kw["n"],
                  "steps": kw["steps"]}
     with library_errors(aliases={"seeds": "n_seeds"}):
-        s = resolve_settings(quick, overrides)  # cross-checks (d1 <= d0, levels of the scheme, n >= classes)
+        s = load_settings(quick, overrides)  # cross-checks (d1 <= d0, levels of the scheme, n >= classes)
     click.echo(f"minissl imbalance ({'quick' if quick else 'full'}): {', '.join(s['losses'])}; K = {s['classes']} "
                f"classes in d0 = {s['dim']} -> d1 = {s['d1']}, N = {s['n']}, isotropic sigma = {s['sigma']:g}, "
                f"{s['seeds']} trained seed(s), theory over {s['theory_seeds']} geometries")

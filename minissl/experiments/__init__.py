@@ -2,7 +2,7 @@
 
 Each figure reads its settings from ``data/experiments/<figure>.toml`` (what the paper
 states and every choice made where it is silent), runs its points with the resumable
-:class:`~minissl.experiments._common.PointRunner`, and writes to ``OUT/<figure>/``:
+:class:`~minissl.experiments.runs.RunCache`, and writes to ``OUT/<figure>/``:
 ``data.csv``, ``figure.png`` (with the ``plot`` extra), ``report.json`` and ``report.md``
 with the agreement metrics; finished points are kept under ``points/`` so an
 interrupted run resumes.
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .. import _validation as V
-from ._common import PROTOCOLS, load_settings, save_figure, write_report
+from .common import PROTOCOLS, load_settings, save_figure, write_report
 from .fig1 import fig1_toy
 from .fig3 import fig3_phase
 from .fig5 import fig5_beta, fig5_infonce, fig5_weighted

@@ -14,51 +14,17 @@ import numpy as np
 
 from ..data import IsotropicNoise, gaussian_data
 from ..losses import get_loss
+from ..regimes import REGIMES, grid_minima, grid_regime, rank_regime
 from ..theory import global_minimum, landscape_for, stationary_points
-from ._common import write_csv
+from .common import write_csv
 
-__all__ = ["fig1_toy"]
-
-_REGIMES = ("no collapse", "dimensional collapse", "complete collapse")
+__all__ = ["fig1_toy", "grid_rows"]
 
 
 def grid_rows(r, grids, **fixed):
     """CSV rows ``{**fixed, r1, r2, name: grid[i, j] for each grid}`` of square grids over ``r``."""
     return [{**fixed, "r1": float(r1), "r2": float(r2), **{k: float(G[i, j]) for k, G in grids.items()}}
             for i, r1 in enumerate(r) for j, r2 in enumerate(r)]
-
-
-def _grid_minima(L, r):
-    """Grid points lower than their 8 neighbours (interior only): list of (r1, r2)."""
-    out = []
-    for i in range(1, len(r) - 1):
-        for j in range(1, len(r) - 1):
-            v = L[i, j]
-            nb = L[i - 1:i + 2, j - 1:j + 2].copy()
-            nb[1, 1] = np.inf
-            if v < nb.min():
-                out.append((float(r[i]), float(r[j])))
-    return out
-
-
-def _regime(minima, step, dead_axis=None):
-    """Regime from grid minima. ``dead_axis`` (0 for r1, 1 for r2): the axis that a dimensional
-    collapse must zero; minima on the other axis are reported as the wrong direction collapsing."""
-    alive = {(abs(a) > 1.5 * step, abs(b) > 1.5 * step) for a, b in minima}
-    if not minima:
-        return "none found"
-    if len(minima) > 4:  # more than the 4 sign copies: no isolated minima (e.g. a ring)
-        return "more than 4 grid minima (degenerate)"
-    if dead_axis is not None and alive in ({(True, False)}, {(False, True)}):
-        ok = {(True, False)} if dead_axis == 1 else {(False, True)}
-        return "dimensional collapse" if alive == ok else "dimensional collapse of the other direction"
-    if alive == {(True, True)}:
-        return _REGIMES[0]
-    if alive == {(False, False)}:
-        return _REGIMES[2]
-    if all(x != y for x, y in alive):
-        return _REGIMES[1]
-    return "mixed"
 
 
 def fig1_toy(cfg, out, seeds, engine, protocol, progress):
@@ -71,7 +37,7 @@ def fig1_toy(cfg, out, seeds, engine, protocol, progress):
     loss = get_loss("beta", beta=beta, engine=engine)
     data = gaussian_data(n, a, seed=0)
     rows, summary, panels = [], [], []
-    for name, sigma in zip(_REGIMES, fig["sigmas"]):
+    for name, sigma in zip(REGIMES, fig["sigmas"]):
         sigma = float(sigma)
         aug = IsotropicNoise(sigma, 2)
         land = landscape_for(loss, data.A0, aug.C, n=n, mean=data.x.mean(0))
@@ -92,13 +58,13 @@ def fig1_toy(cfg, out, seeds, engine, protocol, progress):
                 L_eff[i, j] = land.value(W)
                 L_ex[i, j] = np.mean([loss.value(W, v1[t], v2[t]) for t in range(draws)])
         L_ex -= L_ex[m // 2, m // 2] if m % 2 else 0.0
-        min_eff, min_ex = _grid_minima(L_eff, r), _grid_minima(L_ex, r)
-        predicted = _REGIMES[0] if best.rank == 2 else _REGIMES[1] if best.rank == 1 else _REGIMES[2]
+        min_eff, min_ex = grid_minima(L_eff, r), grid_minima(L_ex, r)
+        predicted = rank_regime(best.rank, 2)
         err = max((min(np.hypot(x - r_pred[0] * sx, y - r_pred[1] * sy) for sx in (-1, 1) for sy in (-1, 1))
                    for x, y in min_ex), default=np.nan) / step
         summary.append({"regime": name, "sigma": sigma, "predicted_regime": predicted,
-                        "effective_grid_regime": _regime(min_eff, step, dead_axis=0),
-                        "exact_grid_regime": _regime(min_ex, step, dead_axis=0),
+                        "effective_grid_regime": grid_regime(min_eff, step, dead_axis=0),
+                        "exact_grid_regime": grid_regime(min_ex, step, dead_axis=0),
                         "predicted_minimum_r": r_pred.tolist(), "n_predicted_minima_orbits": len(pred_min),
                         "exact_minima": min_ex, "exact_minima_distance_in_grid_steps": err,
                         "B_diagonal": np.diag(land.B).tolist()})

@@ -17,9 +17,8 @@ import numpy as np
 from ..data import StructuredNoise
 from ..losses import get_loss
 from ..theory import PHASE_LABELS, format_phase_map, global_minimum, landscape_for, phase_diagram
-from ._common import write_csv
-from ._spectra import spectrum_record
-from .fig5 import _base, _runner
+from .common import point_cache, simulate_kwargs, write_csv
+from .spectra import spectrum_record
 
 __all__ = ["fig3_phase", "ridge_error"]
 
@@ -56,7 +55,7 @@ def _phase_of(ev_diag, tol, floor=1e-10):
 
 def fig3_phase(cfg, out, seeds, engine, protocol, progress):
     fig, run = cfg["figure"], cfg["run"]
-    base = _base(run, engine)
+    base = simulate_kwargs(run, engine)
     base.update({"augmentation": "structured", "content_dims": 1})
     a = np.array(base["variances"])
     beta = float(run["beta"])
@@ -83,7 +82,7 @@ def fig3_phase(cfg, out, seeds, engine, protocol, progress):
         return rec
 
     evaluate.__name__ = "fig3_evaluate"
-    recs = _runner(out / "points", run, progress, protocol, evaluate=evaluate, context={"ridge": lam}).run(specs)
+    recs = point_cache(out / "points", run, progress, protocol, evaluate=evaluate, context={"ridge": lam}).run(specs)
     by_key = {key: rec for (key, _), rec in zip(specs, recs)}
 
     phase_rows, agree, near = [], 0, 0

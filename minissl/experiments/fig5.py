@@ -5,50 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..theory import beta_critical_sigma, critical_n_weighted
-from ._common import PointRunner, save_figure, write_csv, write_report
-from ._spectra import rel_error, spectrum_record
+from .common import point_cache, simulate_kwargs, write_csv
+from .spectra import draw_smallest, mean_over_seeds, rel_error, smallest_cells
 
 __all__ = ["fig5_infonce", "fig5_weighted", "fig5_beta"]
-
-
-def _base(run, engine):
-    """simulate() keyword arguments shared by every point of a figure."""
-    keys = ("loss", "n", "steps", "lr", "optimizer", "lr_schedule", "noise", "replicates", "init_scale", "init",
-            "alpha", "beta", "normalize", "control_variate")
-    kw = {k: run[k] for k in keys if k in run}
-    kw["engine"] = engine
-    dim = int(run.get("dim", 0))
-    if "variances" in run:
-        v = run["variances"]
-        kw["variances"] = [float(v)] * dim if np.isscalar(v) else [float(x) for x in v]
-    return kw
-
-
-def _runner(folder, run, progress, protocol, evaluate=spectrum_record, context=None):
-    conv = protocol == "converged"
-    ctx = {"evaluator": f"{evaluate.__module__}.{evaluate.__name__}/2", **(context or {})}
-    return PointRunner(folder, evaluate, max_steps=run.get("max_steps") if conv else None,
-                       max_replicates=run.get("max_replicates") if conv else None, progress=progress,
-                       context=ctx)
-
-
-def _mean_over_seeds(records, key):
-    return np.mean([np.array(r[key], dtype=np.float64) for r in records], axis=0)
-
-
-def _min3(r):
-    """Table cells "learned 3 smallest | predicted 3 smallest" of a row."""
-    return (", ".join(f"{r[f'learned_min{j}']:.3g}" for j in (1, 2, 3)) + " | "
-            + ", ".join(f"{r[f'predicted_min{j}']:.3g}" for j in (1, 2, 3)))
-
-
-def _draw_smallest(ax, xs, rows, theory_label, method="plot", floor=None):
-    """The three smallest learned eigenvalues (markers) and the theory's smallest (line)."""
-    fix = (lambda v: max(v, floor)) if floor else (lambda v: v)  # noqa: E731
-    draw = getattr(ax, method)
-    for j in range(3):
-        draw(xs, [fix(r[f"learned_min{j + 1}"]) for r in rows], "o", ms=4, label=f"learned, {j + 1}. smallest")
-    draw(xs, [fix(r["predicted_min1"]) for r in rows], "k-", label=theory_label)
 
 
 def _slope(x, y):
@@ -63,14 +23,14 @@ def fig5_infonce(cfg, out, seeds, engine, protocol, progress):
     i.e. a log-log slope ``-4 sigma^2 / (a + sigma^2)`` -> -4; never zero.
     """
     fig, run = cfg["figure"], cfg["run"]
-    base = _base(run, engine)
+    base = simulate_kwargs(run, engine)
     sigmas = [float(s) for s in fig["sigmas"]]
     specs = [(f"sigma{s!r}-seed{k}", {**base, "sigma": s, "seed": k}) for s in sigmas for k in range(seeds)]
-    recs = _runner(out / "points", run, progress, protocol).run(specs)
+    recs = point_cache(out / "points", run, progress, protocol).run(specs)
     rows, learned3, pred3 = [], [], []
     for i, s in enumerate(sigmas):
         rs = recs[i * seeds:(i + 1) * seeds]
-        ev, pr = _mean_over_seeds(rs, "eigenvalues"), _mean_over_seeds(rs, "predicted")
+        ev, pr = mean_over_seeds(rs, "eigenvalues"), mean_over_seeds(rs, "predicted")
         learned3.append(ev[-3:])
         pred3.append(pr[-3:])
         rows.append({"sigma": s, **{f"learned_min{j + 1}": float(ev[-1 - j]) for j in range(3)},
@@ -101,7 +61,7 @@ def fig5_infonce(cfg, out, seeds, engine, protocol, progress):
           "\"sigma^4\" is this decay).", "",
           "| sigma | learned 3 smallest | predicted | u | rel. error | converged |", "|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['sigma']:g} | {_min3(r)} | {r['u']:.2f} | {r['rel_error']:.1%} | "
+        md.append(f"| {r['sigma']:g} | {smallest_cells(r)} | {r['u']:.2f} | {r['rel_error']:.1%} | "
                   f"{'yes' if r['converged'] else 'NO'} |")
     md += ["", "InfoNCE cannot collapse at the origin (B = A0c is positive definite): the theory's smallest "
            "eigenvalue is positive at every sigma."]
@@ -115,7 +75,7 @@ def fig5_infonce(cfg, out, seeds, engine, protocol, progress):
 
     def draw(plt):
         f, ax = plt.subplots(figsize=(4.8, 3.6))
-        _draw_smallest(ax, sigmas, rows, "theory (smallest)", "loglog")
+        draw_smallest(ax, sigmas, rows, "theory (smallest)", "loglog")
         ax.set_xlabel("augmentation strength sigma")
         ax.set_ylabel("eigenvalue of W^T W")
         ax.set_title(f"InfoNCE: slope {slope_learned:.2f} (theory {slope_pred:.2f})", fontsize=9)
@@ -134,18 +94,18 @@ def fig5_weighted(cfg, out, seeds, engine, protocol, progress):
     so W^T W has rank <= N - 1 whatever the loss: that is the collapse one does see.
     """
     fig, run = cfg["figure"], cfg["run"]
-    base = _base(run, engine)
+    base = simulate_kwargs(run, engine)
     base.pop("n", None)
     ns = [int(n) for n in fig["ns"]]
     sigma = float(run["sigma"])
     alpha = float(run["alpha"])
     dim = len(base["variances"])
     specs = [(f"n{n}-seed{k}", {**base, "sigma": sigma, "n": n, "seed": k}) for n in ns for k in range(seeds)]
-    recs = _runner(out / "points", run, progress, protocol).run(specs)
+    recs = point_cache(out / "points", run, progress, protocol).run(specs)
     rows = []
     for i, n in enumerate(ns):
         rs = recs[i * seeds:(i + 1) * seeds]
-        ev, pr = _mean_over_seeds(rs, "eigenvalues"), _mean_over_seeds(rs, "predicted")
+        ev, pr = mean_over_seeds(rs, "eigenvalues"), mean_over_seeds(rs, "predicted")
         rows.append({"n": n, **{f"learned_min{j + 1}": float(ev[-1 - j]) for j in range(3)},
                      **{f"predicted_min{j + 1}": float(pr[-1 - j]) for j in range(3)},
                      "learned_rank": int(round(np.mean([r["rank"] for r in rs]))), "data_rank": min(n - 1, dim),
@@ -181,12 +141,12 @@ def fig5_weighted(cfg, out, seeds, engine, protocol, progress):
           "| N | learned 3 smallest | derived | learned rank | data rank | u | converged |",
           "|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['n']} | {_min3(r)} | {r['learned_rank']} | {r['data_rank']} | {r['u']:.2f} | "
+        md.append(f"| {r['n']} | {smallest_cells(r)} | {r['learned_rank']} | {r['data_rank']} | {r['u']:.2f} | "
                   f"{'yes' if r['converged'] else 'NO'} |")
 
     def draw(plt):
         f, ax = plt.subplots(figsize=(4.8, 3.6))
-        _draw_smallest(ax, ns, rows, "derived theory", "semilogx", floor=1e-12)
+        draw_smallest(ax, ns, rows, "derived theory", "semilogx", floor=1e-12)
         ax.axvline(n_main["n_crit"], color="r", ls="--", label="paper's N_crit (Eq. 8)")
         ax.set_yscale("log")
         ax.set_xlabel("dataset size N")
@@ -204,17 +164,17 @@ def fig5_beta(cfg, out, seeds, engine, protocol, progress):
     a_i / (1 - beta).
     """
     fig, run = cfg["figure"], cfg["run"]
-    base = _base(run, engine)
+    base = simulate_kwargs(run, engine)
     sigmas = [float(s) for s in fig["sigmas"]]
     beta = float(run["beta"])
     specs = [(f"sigma{s!r}-seed{k}", {**base, "sigma": s, "seed": k}) for s in sigmas for k in range(seeds)]
-    recs = _runner(out / "points", run, progress, protocol).run(specs)
+    recs = point_cache(out / "points", run, progress, protocol).run(specs)
     rows = []
     d = len(base["variances"])
     for i, s in enumerate(sigmas):
         rs = recs[i * seeds:(i + 1) * seeds]
-        ev, pr = _mean_over_seeds(rs, "eigenvalues"), _mean_over_seeds(rs, "predicted")
-        pp = _mean_over_seeds(rs, "paper_predicted")
+        ev, pr = mean_over_seeds(rs, "eigenvalues"), mean_over_seeds(rs, "predicted")
+        pp = mean_over_seeds(rs, "paper_predicted")
         rows.append({"sigma": s, **{f"learned{j + 1}": float(ev[j]) for j in range(d)},
                      **{f"predicted{j + 1}": float(pr[j]) for j in range(d)},
                      "learned_rank": int(round(np.mean([r["rank"] for r in rs]))),
@@ -245,7 +205,7 @@ def fig5_beta(cfg, out, seeds, engine, protocol, progress):
     for i, r in enumerate(rows):
         rs = recs[i * seeds:(i + 1) * seeds]
         diag = np.mean([x["data_basis_diag"] for x in rs], axis=0)
-        ref = max(float(np.max(_mean_over_seeds(rs, "predicted"))), 1e-6)
+        ref = max(float(np.max(mean_over_seeds(rs, "predicted"))), 1e-6)
         dead = set(np.flatnonzero(diag < 1e-3 * ref).tolist())
         order_ok &= dead == set(range(d - len(dead), d))
     spacing = float(np.max(np.diff(sigmas))) if len(sigmas) > 1 else 0.0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import write_csv
-from ._spectra import rel_error
-from .fig5 import _base, _draw_smallest, _mean_over_seeds, _min3, _runner
+from .common import point_cache, simulate_kwargs, write_csv
+from .spectra import draw_smallest, mean_over_seeds, rel_error, smallest_cells
 
 __all__ = ["fig6_normalized"]
 
@@ -19,16 +18,16 @@ def fig6_normalized(cfg, out, seeds, engine, protocol, progress):
     expansion of the normalized loss, so only the collapse pattern is expected to agree.
     """
     fig, run = cfg["figure"], cfg["run"]
-    base = _base(run, engine)
+    base = simulate_kwargs(run, engine)
     base["normalize"] = True
     sigmas = [float(s) for s in fig["sigmas"]]
     specs = [(f"sigma{s!r}-seed{k}", {**base, "sigma": s, "seed": k}) for s in sigmas for k in range(seeds)]
-    recs = _runner(out / "points", run, progress, protocol).run(specs)
+    recs = point_cache(out / "points", run, progress, protocol).run(specs)
     rows = []
     feature_var = float(np.mean(base["variances"]))
     for i, s in enumerate(sigmas):
         rs = recs[i * seeds:(i + 1) * seeds]
-        ev, pr = _mean_over_seeds(rs, "eigenvalues"), _mean_over_seeds(rs, "predicted")
+        ev, pr = mean_over_seeds(rs, "eigenvalues"), mean_over_seeds(rs, "predicted")
         rows.append({"sigma": s, "sigma2_over_feature_variance": s**2 / feature_var,
                      **{f"learned_min{j + 1}": float(ev[-1 - j]) for j in range(3)},
                      **{f"predicted_min{j + 1}": float(pr[-1 - j]) for j in range(3)},
@@ -54,12 +53,12 @@ def fig6_normalized(cfg, out, seeds, engine, protocol, progress):
           "", "| sigma | learned 3 smallest (E|f|^2 = 1) | Theorem 2 | learned rank | predicted rank | converged |",
           "|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['sigma']:g} | {_min3(r)} | {r['learned_rank']} | {r['predicted_rank']} | "
+        md.append(f"| {r['sigma']:g} | {smallest_cells(r)} | {r['learned_rank']} | {r['predicted_rank']} | "
                   f"{'yes' if r['converged'] else 'NO'} |")
 
     def draw(plt):
         f, ax = plt.subplots(figsize=(4.8, 3.6))
-        _draw_smallest(ax, sigmas, rows, "Theorem 2 (smallest)")
+        draw_smallest(ax, sigmas, rows, "Theorem 2 (smallest)")
         ax.axvline(np.sqrt(feature_var), color="r", ls="--", label="sigma^2 = feature variance")
         ax.set_xlabel("augmentation strength sigma")
         ax.set_ylabel("eigenvalue of W^T W (E|f|^2 = 1)")

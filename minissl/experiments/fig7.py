@@ -13,7 +13,7 @@ import numpy as np
 from ..data import IsotropicNoise, gaussian_data
 from ..losses import get_loss
 from ..nonlinear import classify_regime, linear_regime, plane_probe, scale_probe, train_mlp
-from ._common import write_csv
+from .common import write_csv
 from .fig1 import grid_rows
 
 __all__ = ["fig7_mlp", "run_nonlinear", "nonlinear_outputs"]

@@ -21,6 +21,9 @@ import math
 
 import numpy as np
 
+from .mlp import add_weight_decay, check_loss, z_loss
+from .probes import check_probe_loss, feature_draws, probe_svd, split_halves
+
 __all__ = ["available", "require", "forward_gpu", "value_and_grad_gpu", "plane_probe_gpu", "THREADS"]
 
 THREADS = 64  # threads per block (the tests use smaller blocks)
@@ -228,32 +231,28 @@ def _backward_gpu(mlp, x, cache, gz, threads):
 
 
 def value_and_grad_gpu(mlp, loss, x1, x2, weight_decay=0.0, threads=THREADS):
-    """As :func:`minissl.nonlinear.mlp.value_and_grad`, the network on the device."""
-    from .mlp import _add_weight_decay, _check_loss, _z_loss
-
-    _check_loss(loss)
+    """As :func:`minissl.nonlinear.mlp.value_and_grad_cpu`, the network on the device."""
+    check_loss(loss)
     z1, c1 = forward_gpu(mlp, x1, threads)
     z2, c2 = forward_gpu(mlp, x2, threads)
-    value, g1, g2 = _z_loss(loss, z1, z2, "numpy")
+    value, g1, g2 = z_loss(loss, z1, z2, "numpy")
     grads = [a + b for a, b in zip(_backward_gpu(mlp, x1, c1, g1, threads), _backward_gpu(mlp, x2, c2, g2, threads))]
-    return _add_weight_decay(mlp, value, grads, weight_decay)
+    return add_weight_decay(mlp, value, grads, weight_decay)
 
 
 def plane_probe_gpu(mlp, loss, x, augmentation, r_values, draws=16, seed=1, threads=THREADS):
     """As :func:`minissl.nonlinear.probes.plane_probe`, one device thread per grid point."""
-    from .probes import _check_probe_loss, _draws, _halves, _probe_W3
-
     require()
-    _check_probe_loss(loss)
+    check_probe_loss(loss)
     kw = loss.core_kwargs
     if mlp.W3.shape[0] > 8:
         raise ValueError(f"output dimension {mlp.W3.shape[0]}: the grid kernel supports at most 8.")
     r = np.ascontiguousarray(r_values, dtype=np.float64)
-    feats = _draws(mlp, x, augmentation, draws, seed)
+    feats = feature_draws(mlp, x, augmentation, draws, seed)
     F1 = np.ascontiguousarray(np.stack([f[0] for f in feats]))
     F2 = np.ascontiguousarray(np.stack([f[1] for f in feats]))
-    U, s, Vt = _probe_W3(mlp, feats)
-    big, small = _halves(s)
+    U, s, Vt = probe_svd(mlp, feats)
+    big, small = split_halves(s)
     m = r.size
     out = np.empty(m * m)
     _kernels()["grid"][_blocks(m * m, threads), threads](F1, F2, np.ascontiguousarray(U), big, small,

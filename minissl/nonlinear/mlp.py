@@ -12,6 +12,9 @@ Two engines compute the same numbers:
 * ``numba``: compiled forward/backward of the three layers and the compiled loss core of
   :mod:`minissl.losses.kernels` (tested against the reference).
 
+The CUDA kernels (:mod:`minissl.nonlinear.cuda`) build on this module;
+:func:`minissl.nonlinear.value_and_grad` picks the engine.
+
 The loss on the representations is the :class:`minissl.losses.Loss` core (InfoNCE family,
 with the optional projection ``f -> sqrt(c) f/|f|``), averaged over anchors.
 """
@@ -27,7 +30,8 @@ from .. import _validation as V
 from .._config import CACHE, FASTMATH
 from ..losses.registry import names as loss_names
 
-__all__ = ["MLP", "init_mlp", "forward", "value_and_grad", "ACTIVATIONS", "SUPPORTED_LOSSES"]
+__all__ = ["MLP", "init_mlp", "forward", "backward", "features", "value_and_grad_cpu", "check_loss", "z_loss",
+           "add_weight_decay", "ACTIVATIONS", "SUPPORTED_LOSSES"]
 
 ACTIVATIONS = ("tanh", "relu")
 SUPPORTED_LOSSES = loss_names(lambda s: s.mlp)
@@ -76,6 +80,16 @@ def _act(u, activation):
     return np.tanh(u) if activation == "tanh" else np.maximum(u, 0.0)
 
 
+def features(mlp, x):
+    """The input of the last layer, ``phi(W2 phi(W1 x + b1) + b2)`` of shape (N, h2) (NumPy reference).
+
+    The network's output is ``features(mlp, x) @ mlp.W3.T``: the landscape probes rescale ``W3``
+    at these fixed features.
+    """
+    a1 = _act(x @ mlp.W1.T + mlp.b1, mlp.activation)
+    return _act(a1 @ mlp.W2.T + mlp.b2, mlp.activation)
+
+
 def _act_grad(u, a, activation):
     """phi'(u) given u and a = phi(u)."""
     return 1.0 - a * a if activation == "tanh" else (u > 0.0).astype(u.dtype)
@@ -103,7 +117,17 @@ def backward(mlp, cache, gz):
     return [dW1, db1, dW2, db2, dW3]
 
 
-def _check_loss(loss):
+def check_loss(loss):
+    """The loss, checked: a :class:`minissl.losses.Loss` of the InfoNCE family without its own weight decay.
+
+    Raises
+    ------
+    TypeError
+        ``loss`` is not a Loss.
+    ValueError
+        Not in :data:`SUPPORTED_LOSSES`, or ``loss.weight_decay`` is set (the MLP functions take
+        ``weight_decay`` themselves and apply it to all three weight matrices).
+    """
     from ..losses import Loss
 
     if not isinstance(loss, Loss):
@@ -116,8 +140,24 @@ def _check_loss(loss):
     return loss
 
 
-def _z_loss(loss, z1, z2, engine):
-    """Loss on the representations and its gradients (normalization included)."""
+def z_loss(loss, z1, z2, engine):
+    """The loss on the representations of the two views and its gradients (normalization included).
+
+    Parameters
+    ----------
+    loss : minissl.losses.Loss
+        Checked by :func:`check_loss`.
+    z1, z2 : ndarray (N, d_out)
+        Representations of the two views.
+    engine : {"numpy", "numba"}
+        The loss core: the NumPy reference or the compiled kernel.
+
+    Returns
+    -------
+    value : float
+    g1, g2 : ndarray (N, d_out)
+        Gradients with respect to ``z1`` and ``z2``.
+    """
     y1, c1 = loss.project(z1)
     y2, c2 = loss.project(z2)
     kw = loss.core_kwargs
@@ -130,8 +170,10 @@ def _z_loss(loss, z1, z2, engine):
     return value, loss.project_backward(g1, c1), loss.project_backward(g2, c2)
 
 
-def value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):
-    """Loss of one batch of paired views and its gradient with respect to every parameter.
+def value_and_grad_cpu(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):
+    """Loss of one batch of paired views and its gradient with respect to every parameter, on the CPU.
+
+    :func:`minissl.nonlinear.value_and_grad` is the same for every engine (``cuda`` included).
 
     Parameters
     ----------
@@ -139,8 +181,8 @@ def value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):
     loss : minissl.losses.Loss
         InfoNCE family (``infonce``, ``weighted``, ``beta``), optionally ``normalize=True``.
     x1, x2 : ndarray (N, d0)
-    engine : {"numpy", "numba", "cuda"}
-        ``cuda``: the network on the GPU (:mod:`minissl.nonlinear.cuda`; the loss core on the host).
+    engine : {"numpy", "numba"}
+        ``numpy``: the reference forward/backward; ``numba``: the compiled layers and loss core.
     weight_decay : float
         ``+ weight_decay * sum of squared weights`` (biases excluded).
 
@@ -150,16 +192,12 @@ def value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):
     grads : list of ndarray
         ``[dW1, db1, dW2, db2, dW3]``.
     """
-    _check_loss(loss)
-    V.check_choice("engine", engine, ("numpy", "numba", "cuda"))
-    if engine == "cuda":
-        from .cuda import value_and_grad_gpu
-
-        return value_and_grad_gpu(mlp, loss, x1, x2, weight_decay=weight_decay)
+    check_loss(loss)
+    V.check_choice("engine", engine, ("numpy", "numba"))
     if engine == "numba":
         cache1 = _forward_nb(mlp.W1, mlp.b1, mlp.W2, mlp.b2, mlp.W3, x1, mlp.activation == "relu")
         cache2 = _forward_nb(mlp.W1, mlp.b1, mlp.W2, mlp.b2, mlp.W3, x2, mlp.activation == "relu")
-        value, g1, g2 = _z_loss(loss, cache1[0], cache2[0], engine)
+        value, g1, g2 = z_loss(loss, cache1[0], cache2[0], engine)
         relu = mlp.activation == "relu"
         grads = _backward_nb(mlp.W1, mlp.W2, mlp.W3, x1, cache1, g1, relu)
         grads2 = _backward_nb(mlp.W1, mlp.W2, mlp.W3, x2, cache2, g2, relu)
@@ -167,13 +205,28 @@ def value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):
     else:
         z1, c1 = forward(mlp, x1)
         z2, c2 = forward(mlp, x2)
-        value, g1, g2 = _z_loss(loss, z1, z2, engine)
+        value, g1, g2 = z_loss(loss, z1, z2, engine)
         grads = [a + b for a, b in zip(backward(mlp, c1, g1), backward(mlp, c2, g2))]
-    return _add_weight_decay(mlp, value, grads, weight_decay)
+    return add_weight_decay(mlp, value, grads, weight_decay)
 
 
-def _add_weight_decay(mlp, value, grads, weight_decay):
-    """``+ weight_decay * |W|^2`` for the three weight matrices (biases excluded)."""
+def add_weight_decay(mlp, value, grads, weight_decay):
+    """Add ``weight_decay * |W|^2`` of the three weight matrices (biases excluded) to a loss and its gradients.
+
+    Parameters
+    ----------
+    mlp : MLP
+    value : float
+        The loss without weight decay.
+    grads : list of ndarray
+        ``[dW1, db1, dW2, db2, dW3]`` without weight decay (the list is updated in place).
+    weight_decay : float
+
+    Returns
+    -------
+    value : float
+    grads : list of ndarray
+    """
     if weight_decay:
         for i in (0, 2, 4):
             W = mlp.params()[i]

@@ -1,13 +1,37 @@
-"""Full-batch training of the MLP on fresh augmentation noise (Appendix B: SGD until convergence)."""
+"""Full-batch training of the MLP on fresh augmentation noise (Appendix B: SGD until convergence), on
+the engine of one's choice: :func:`value_and_grad` sends each step to the CPU (:mod:`.mlp`) or the
+GPU (:mod:`.cuda`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _validation as V
-from .mlp import _check_loss, init_mlp, value_and_grad
+from .cuda import require, value_and_grad_gpu
+from .mlp import check_loss, init_mlp, value_and_grad_cpu
 
-__all__ = ["train_mlp"]
+__all__ = ["train_mlp", "value_and_grad", "ENGINES"]
+
+ENGINES = ("numpy", "numba", "cuda")
+
+
+def value_and_grad(mlp, loss, x1, x2, engine="numpy", weight_decay=0.0):
+    """Loss of one batch of paired views and its gradient with respect to every parameter, on any engine.
+
+    Arguments and result as :func:`~minissl.nonlinear.mlp.value_and_grad_cpu`, with one more engine.
+
+    Parameters
+    ----------
+    engine : {"numpy", "numba", "cuda"}
+        ``numpy``/``numba``: :func:`~minissl.nonlinear.mlp.value_and_grad_cpu`; ``cuda``: the
+        network on the GPU (:func:`~minissl.nonlinear.cuda.value_and_grad_gpu`; the loss core on
+        the host).
+    """
+    check_loss(loss)
+    V.check_choice("engine", engine, ENGINES)
+    if engine == "cuda":
+        return value_and_grad_gpu(mlp, loss, x1, x2, weight_decay=weight_decay)
+    return value_and_grad_cpu(mlp, loss, x1, x2, engine=engine, weight_decay=weight_decay)
 
 
 def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="tanh", steps=2000, lr=0.05,
@@ -35,7 +59,7 @@ def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="ta
     history : dict
         ``step`` and ``loss`` every ``record_every`` steps (default ``steps // 100``).
     """
-    _check_loss(loss)
+    check_loss(loss)
     steps = V.check_int("steps", steps, lo=1)
     lr = V.check_scalar("lr", lr, lo=0.0, lo_open=True)
     V.check_choice("optimizer", optimizer, ("sgd", "adam"))
@@ -43,8 +67,6 @@ def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="ta
     weight_decay = V.check_scalar("weight_decay", weight_decay, lo=0.0)
     V.check_choice("engine", engine, ("numba", "numpy", "cuda"))
     if engine == "cuda":
-        from .cuda import require
-
         require()
     seed = V.check_int("seed", seed, lo=0)
     record_every = V.check_int("record_every", max(steps // 100, 1) if record_every is None else record_every, lo=1)

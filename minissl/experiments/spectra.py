@@ -1,10 +1,13 @@
-"""Turn a training result into a point record: learned spectrum next to the theory's."""
+"""Learned spectra next to the theory's: a training result as a point record, and the tables and
+plots of the smallest eigenvalues that Figs. 5 and 6 share."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..theory import analyze
+
+__all__ = ["spectrum_record", "rel_error", "mean_over_seeds", "smallest_cells", "draw_smallest"]
 
 
 def spectrum_record(res, spec, rank_tol=1e-3):
@@ -49,3 +52,38 @@ def rel_error(learned, predicted):
     learned = np.asarray(learned, dtype=np.float64)
     predicted = np.asarray(predicted, dtype=np.float64)
     return float(np.max(np.abs(learned - predicted)) / max(float(np.max(predicted)), 1e-300))
+
+
+def mean_over_seeds(records, key):
+    """Mean over the seeds' records of ``record[key]`` (a number or a list), as a float array."""
+    return np.mean([np.array(r[key], dtype=np.float64) for r in records], axis=0)
+
+
+def smallest_cells(row):
+    """Table cells ``"learned 3 smallest | predicted 3 smallest"`` of a row with ``learned_min1..3``
+    and ``predicted_min1..3``."""
+    return (", ".join(f"{row[f'learned_min{j}']:.3g}" for j in (1, 2, 3)) + " | "
+            + ", ".join(f"{row[f'predicted_min{j}']:.3g}" for j in (1, 2, 3)))
+
+
+def draw_smallest(ax, xs, rows, theory_label, method="plot", floor=None):
+    """Plot the three smallest learned eigenvalues (markers) and the theory's smallest (line).
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    xs : sequence of float
+        The x coordinate of each row.
+    rows : list of dict
+        With ``learned_min1..3`` and ``predicted_min1``.
+    theory_label : str
+    method : str
+        The Axes method that draws (``"plot"``, ``"loglog"``, ``"semilogx"``).
+    floor : float, optional
+        Values below it are drawn at it (for log axes).
+    """
+    fix = (lambda v: max(v, floor)) if floor else (lambda v: v)  # noqa: E731
+    draw = getattr(ax, method)
+    for j in range(3):
+        draw(xs, [fix(r[f"learned_min{j + 1}"]) for r in rows], "o", ms=4, label=f"learned, {j + 1}. smallest")
+    draw(xs, [fix(r["predicted_min1"]) for r in rows], "k-", label=theory_label)

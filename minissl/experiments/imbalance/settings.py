@@ -1,0 +1,146 @@
+"""Settings of the imbalance experiment: ``data/experiments/imbalance.toml`` with overrides, checked
+once; the imbalance levels and how they are named."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import _validation as V
+from ...data import IMBALANCE_SCHEMES as SCHEMES
+from ..common import load_settings as load_figure_settings
+from .geometry import check_draws
+
+__all__ = ["FIGURE", "LOSSES", "SCHEMES", "SOURCES", "INFONCE_FAMILY", "load_settings", "check_levels", "level_key",
+           "level_label"]
+
+FIGURE = "imbalance"
+LOSSES = ("infonce", "weighted", "scl")
+SOURCES = ("learned", "derived", "paper")
+INFONCE_FAMILY = ("infonce", "weighted")
+_SIGMA_RANGE = 1e3        # sigma within [1/_SIGMA_RANGE, _SIGMA_RANGE] x the data scale sqrt(radius^2 + within^2)
+
+
+def check_levels(scheme, levels):
+    """Validated imbalance levels, the balanced reference first, from balanced to most imbalanced.
+
+    ``geometric``: ratios ``n_max / n_min >= 1`` (1 = balanced, added if absent).
+    ``dirichlet``: concentrations ``alpha > 0`` (``inf`` = balanced, added if absent).
+    """
+    V.check_choice("scheme", scheme, SCHEMES)
+    if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__"):
+        raise TypeError(f"levels == {levels!r}, must be a list of numbers.")
+    levels = list(levels)
+    if not levels:
+        raise ValueError("levels is empty, must list at least one imbalance level.")
+    out = []
+    for i, v in enumerate(levels):
+        if scheme == "geometric":
+            out.append(V.check_scalar(f"levels[{i}]", v, lo=1.0))
+        else:
+            out.append(V.check_scalar(f"levels[{i}]", v, lo=0.0, lo_open=True, allow_inf=True))
+    balanced = 1.0 if scheme == "geometric" else math.inf
+    return sorted(set(out) | {balanced}, reverse=(scheme == "dirichlet"))
+
+
+def level_key(level):
+    """The level as a string, as ``report.json`` stores it: ``"1"``, ``"0.3"``, ``"inf"``.
+
+    Exact: ``float(level_key(v)) == v``.
+    """
+    level = float(level)
+    short = f"{level:g}"
+    return short if float(short) == level else repr(level)
+
+
+def level_label(scheme, level):
+    """``"ratio 10"`` or ``"alpha 0.3"`` / ``"alpha inf (balanced)"``; ``level`` a number or a :func:`level_key`."""
+    level = float(level)
+    if scheme == "geometric":
+        return f"ratio {level:g}"
+    return "alpha inf (balanced)" if math.isinf(level) else f"alpha {level:g}"
+
+_FIG_KEYS = ("classes", "dim", "d1", "radius", "within", "center_means", "scheme", "levels", "losses",
+             "stratified", "test_per_class", "seeds", "theory_seeds")
+_TRAIN_KEYS = ("steps", "lr", "optimizer", "lr_schedule", "noise", "replicates", "init_scale", "init")
+
+
+def load_settings(quick, overrides):
+    """The experiment's settings, checked: the settings file (``[quick]`` applied with ``quick``)
+    with the non-None ``overrides`` (keys ``seeds``, ``theory_seeds``, ``levels``, ``losses``,
+    ``scheme``, ``sigma``, ``d1``, ``n``, ``steps``).
+
+    Returns
+    -------
+    dict
+        ``path`` (of the settings file), the figure keys (``classes``, ``dim``, ``d1``, ``radius``,
+        ``within``, ``center_means``, ``stratified``, ``scheme``, ``levels`` (:func:`check_levels`),
+        ``losses``, ``test_per_class``, ``seeds``, ``theory_seeds``), ``n``, ``sigma``, ``train``
+        (simulate arguments), ``control_variate``, ``max_steps`` and ``max_replicates``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the setting (as the CLI option) and the allowed values; also when a level leaves
+        fewer than 2 non-empty classes (:func:`~.geometry.check_draws`).
+    """
+    cfg = load_figure_settings(FIGURE, quick=quick)
+    fig, run = dict(cfg["figure"]), dict(cfg["run"])
+    missing = [k for k in _FIG_KEYS if k not in fig] + [k for k in ("n", "sigma", "steps") if k not in run]
+    if missing:
+        raise ValueError(f"settings file {cfg['path']!r}: lacks {missing}.")
+    if overrides.get("scheme") not in (None, fig["scheme"]) and overrides.get("levels") is None:
+        raise ValueError(f"scheme == {overrides['scheme']!r} differs from the settings file's {fig['scheme']!r}: "
+                         "give its levels too (geometric: ratios >= 1; dirichlet: alpha > 0 or inf).")
+    for key, val in overrides.items():
+        if val is not None:
+            (run if key in ("n", "sigma", "steps") else fig)[key] = val
+    s = {"path": cfg["path"]}
+    s["classes"] = V.check_int("classes", fig["classes"], lo=2)
+    s["dim"] = V.check_int("dim", fig["dim"], lo=1)
+    s["d1"] = V.check_int("d1", fig["d1"], lo=1, hi=s["dim"])
+    s["radius"] = V.check_scalar("radius", fig["radius"], lo=0.0, lo_open=True)
+    s["within"] = V.check_scalar("within", fig["within"], lo=0.0, lo_open=True)
+    s["center_means"] = V.check_bool("center_means", fig["center_means"])
+    s["stratified"] = V.check_bool("stratified", fig["stratified"])
+    s["scheme"] = V.check_choice("scheme", fig["scheme"], SCHEMES)
+    s["levels"] = check_levels(s["scheme"], fig["levels"])
+    losses = fig["losses"]
+    if isinstance(losses, (str, bytes)) or not hasattr(losses, "__iter__") or not list(losses):
+        raise ValueError(f"losses == {losses!r}, must be a non-empty list of {', '.join(LOSSES)}.")
+    s["losses"] = list(dict.fromkeys(V.check_choice("losses", v, LOSSES) for v in losses))
+    s["test_per_class"] = V.check_int("test_per_class", fig["test_per_class"], lo=1)
+    s["seeds"] = V.check_int("seeds", fig["seeds"], lo=1)
+    s["theory_seeds"] = max(V.check_int("theory_seeds", fig["theory_seeds"], lo=1), s["seeds"])
+    s["n"] = V.check_int("n", run["n"], lo=2)
+    if s["n"] < s["classes"]:
+        raise ValueError(f"n == {s['n']}, must be >= {s['classes']} (classes) so that every class can have a sample.")
+    s["sigma"] = _check_sigma(run["sigma"], s["radius"], s["within"])
+    s["train"] = {k: run[k] for k in _TRAIN_KEYS if k in run}
+    s["train"]["steps"] = V.check_int("steps", run["steps"], lo=1)
+    s["control_variate"] = V.check_bool("control_variate", run.get("control_variate", False))
+    s["max_steps"] = run.get("max_steps")
+    s["max_replicates"] = run.get("max_replicates")
+    check_draws(s)
+    return s
+
+
+def _check_sigma(sigma, radius, within):
+    """sigma > 0 with sigma^2 and sigma^4 (the quartic term) finite and normal in float64, and within a
+    factor ``_SIGMA_RANGE`` of the data scale ``sqrt(radius^2 + within^2)`` (the regime the experiment is
+    about; far outside it the learned W^T W is orders of magnitude from its initial scale)."""
+    sigma = V.check_scalar("sigma", sigma, lo=0.0, lo_open=True)
+    with np.errstate(over="ignore", under="ignore"):
+        s2, s4 = np.float64(sigma) ** 2, np.float64(sigma) ** 4
+    if not (np.isfinite(s4) and s4 >= np.finfo(np.float64).tiny):
+        raise ValueError(f"sigma == {sigma!r} gives sigma^2 == {float(s2):.3g} and sigma^4 == {float(s4):.3g} "
+                         "in float64; both must be finite and nonzero (C = sigma^2 I; the quartic term needs sigma^4).")
+    scale = math.hypot(radius, within)
+    lo, hi = scale / _SIGMA_RANGE, scale * _SIGMA_RANGE
+    if not lo <= sigma <= hi:
+        raise ValueError(f"sigma == {sigma!r}, must be between {lo:.3g} and {hi:.3g} ({1 / _SIGMA_RANGE:g} to "
+                         f"{_SIGMA_RANGE:g} times the data scale sqrt(radius^2 + within^2) == {scale:.3g}); far "
+                         "outside it the learned eigenvalues ~ a / (a + sigma^2)^2 are orders of magnitude from "
+                         "the initial scale, and training cannot be expected to converge in the configured steps.")
+    return sigma
