@@ -39,7 +39,8 @@ from numba import njit
 
 from ._config import CACHE, FASTMATH
 
-__all__ = ["supports", "quadratic_moment", "quadratic_moment_mean"]
+__all__ = ["supports", "quadratic_moment", "quadratic_moment_mean", "quadratic_moment_into", "subtract_control",
+           "family_numbers"]
 
 
 def supports(loss):
@@ -47,7 +48,8 @@ def supports(loss):
     return loss.spec.control_variate and not loss.normalize
 
 
-def _family(loss):
+def family_numbers(loss):
+    """``(alpha, beta, both)`` of an InfoNCE-family loss: what :func:`quadratic_moment` needs."""
     kw = loss.core_kwargs
     return float(kw["alpha"]), float(kw["beta"]), kw.get("negatives") == "both"
 
@@ -87,7 +89,7 @@ def quadratic_moment_mean(x, C, alpha, beta, both):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _quadratic_moment(x1, x2, alpha, beta, both, out, s1, s2):
+def quadratic_moment_into(x1, x2, alpha, beta, both, out, s1, s2):
     """Compiled ``hat M`` into ``out`` (d0, d0); ``s1, s2`` (d0,) scratch. O(N d0^2)."""
     n, d0 = x1.shape
     v = 2.0 if both else 1.0
@@ -121,7 +123,7 @@ def _quadratic_moment(x1, x2, alpha, beta, both, out, s1, s2):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _apply(W, M, Mbar, dW):
+def subtract_control(W, M, Mbar, dW):
     """``dW -= W (M - Mbar)``."""
     d1, d0 = W.shape
     for p in range(d1):

@@ -199,9 +199,9 @@ class Landscape:
         db : ndarray, shape (d1,) or None
         """
         W, b = self._check(W, b)
-        return self._value_and_grad(W, b)
+        return self.value_and_grad_unchecked(W, b)
 
-    def _value_and_grad(self, W, b=None):
+    def value_and_grad_unchecked(self, W, b=None):
         WB = W @ self.B
         value = -float(np.sum(WB * W))
         dW = -2.0 * WB
@@ -346,7 +346,7 @@ class Landscape:
         def fun(p):
             W = p[:nW].reshape(d1, d0)
             b = p[nW:] if bias else None
-            v, gW, gb = self._value_and_grad(W, b)
+            v, gW, gb = self.value_and_grad_unchecked(W, b)
             g = gW.ravel() if not bias else np.concatenate([gW.ravel(), gb])
             return v, g
 
@@ -360,7 +360,7 @@ class Landscape:
         p = best.x
         W = p[:nW].reshape(d1, d0)
         b = p[nW:] if bias else None
-        v, gW, gb = self._value_and_grad(W, b)
+        v, gW, gb = self.value_and_grad_unchecked(W, b)
         gn = float(np.sqrt(np.sum(gW**2) + (0.0 if gb is None else np.sum(gb**2))))
         return W, b, v, gn
 

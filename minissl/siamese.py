@@ -69,6 +69,7 @@ import numpy as np
 from . import _validation as V
 from .data import Augmentation, Dataset, gaussian_data, make_augmentation
 from .metrics import principal_angles, spectrum, trajectory
+from .train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer
 
 __all__ = [
     "METHODS",
@@ -453,8 +454,8 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     """
     V.check_choice("method", method, METHODS)
     V.check_choice("objective", objective, OBJECTIVES)
-    V.check_choice("optimizer", optimizer, ("sgd", "adam"))
-    V.check_choice("lr_schedule", lr_schedule, ("constant", "cosine"))
+    V.check_choice("optimizer", optimizer, OPTIMIZERS)
+    V.check_choice("lr_schedule", lr_schedule, SCHEDULES)
     V.check_choice("predictor_init", predictor_init, ("small", "identity"))
     predictor = V.check_bool("predictor", predictor)
     stop_gradient = V.check_bool("stop_gradient", stop_gradient)
@@ -512,8 +513,7 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     W0_norm = float(np.linalg.norm(W))
     Wt = W.copy() if method == "byol" else None
     params = [W, P] if predictor else [W]
-    mom = [np.zeros_like(p) for p in params]
-    sq = [np.zeros_like(p) for p in params]
+    opt = make_optimizer(optimizer, params, momentum)
     scales = [1.0, predictor_lr]
     eps_bn = bn_eps if batchnorm else None
     hist = {"step": [], "loss": [], "W": [], "P": [], "spectrum": []}
@@ -534,21 +534,8 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
             hist["spectrum"].append(spectrum(W))
         if t == steps:
             break
-        rate = lr if lr_schedule == "constant" else lr / 1000 + 0.5 * (lr - lr / 1000) * (
-            1.0 + math.cos(math.pi * t / max(steps - 1, 1)))
         grads = [gW, gP] if predictor else [gW]
-        for k, (p, g) in enumerate(zip(params, grads)):
-            if optimizer == "sgd":
-                if momentum:
-                    mom[k] = momentum * mom[k] + g
-                    g = mom[k]
-                p -= rate * scales[k] * g
-            else:
-                mom[k] = 0.9 * mom[k] + 0.1 * g
-                sq[k] = 0.999 * sq[k] + 0.001 * g * g
-                mh = mom[k] / (1 - 0.9 ** (t + 1))
-                vh = sq[k] / (1 - 0.999 ** (t + 1))
-                p -= rate * scales[k] * mh / (np.sqrt(vh) + 1e-8)
+        opt.step(params, grads, lr_at(t, steps, lr, lr_schedule, lr / 1000), scales)
         if Wt is not None:
             Wt *= ema
             Wt += (1.0 - ema) * W

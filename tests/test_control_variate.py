@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minissl import effective_B, get_loss, simulate
-from minissl.control_variate import _quadratic_moment, quadratic_moment, quadratic_moment_mean
+from minissl.control_variate import quadratic_moment_into, quadratic_moment, quadratic_moment_mean
 
 CASES = [(1.0, 1.0, False), (0.0, 1.0, False), (1.0, 0.5, False), (0.3, 0.7, True)]
 
@@ -21,7 +21,7 @@ def test_compiled_moment_equals_reference(alpha, beta, both):
     rng = np.random.default_rng(0)
     x1, x2 = rng.standard_normal((2, 17, 5))
     out, s1, s2 = np.empty((5, 5)), np.empty(5), np.empty(5)
-    _quadratic_moment(x1, x2, alpha, beta, both, out, s1, s2)
+    quadratic_moment_into(x1, x2, alpha, beta, both, out, s1, s2)
     assert np.allclose(out, quadratic_moment(x1, x2, alpha, beta, both), rtol=1e-12, atol=1e-12)
 
 
@@ -101,13 +101,13 @@ def test_unsupported_settings_are_refused(kw):
 def test_simulate_wiring_is_unbiased():
     """The gradient simulate() trains on, with and without the control variate, has the same mean
     (common random numbers; 3000 draws at a fixed W): catches a wrong E[hat M] in the wiring."""
-    from minissl.train import _plan
+    from minissl.train import RunConfig, plan
 
     kw = dict(n=12, variances=[0.5, 1.0, 2.0], sigma=1.5, augmentation="isotropic", seed=5, beta=0.7)
-    p_cv = _plan("beta", control_variate=True, **kw)
-    p_0 = _plan("beta", control_variate=False, **kw)
+    p_cv = plan(RunConfig.from_kwargs("beta", control_variate=True, **kw))
+    p_0 = plan(RunConfig.from_kwargs("beta", control_variate=False, **kw))
     W = np.random.default_rng(0).standard_normal((3, 3)) * 0.3
-    diff = np.array([p_cv.grad_fn(W, None, True)[1] - p_0.grad_fn(W, None, True)[1] for _ in range(3000)])
+    diff = np.array([p_cv.grad_fn(W, None)[1] - p_0.grad_fn(W, None)[1] for _ in range(3000)])
     mean, se = diff.mean(0), diff.std(0, ddof=1) / np.sqrt(len(diff))
     assert np.all(np.abs(mean) <= 5 * se), mean / se
     assert np.max(se) > 0  # the correction is not identically zero

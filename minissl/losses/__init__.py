@@ -157,7 +157,7 @@ class Loss:
         """
         W, x1, x2, b = V.check_matrix_pair(W, x1, x2, b)
         with np.errstate(over="ignore", invalid="ignore"):
-            value, dW, db = self._value_and_grad(W, x1, x2, b)
+            value, dW, db = self.value_and_grad_unchecked(W, x1, x2, b)
             finite = np.isfinite(value) and np.all(np.isfinite(dW)) and (db is None or np.all(np.isfinite(db)))
             zmax = float(np.max(np.abs(x1 @ W.T))) if not finite else 0.0
         if not finite:
@@ -166,7 +166,7 @@ class Loss:
                 f"(value == {value!r}, largest |W x1| == {zmax:.3g}); scale W or the data down.")
         return value, dW, db
 
-    def _value_and_grad(self, W, x1, x2, b=None):
+    def value_and_grad_unchecked(self, W, x1, x2, b=None):
         """As :meth:`value_and_grad` without argument checks (for inner loops)."""
         if self.accelerated:
             if self._workspace is None:

@@ -24,7 +24,9 @@ from numba import njit, prange
 
 from .._config import CACHE, FASTMATH, FASTMATH_ELEMENTWISE, N_CHUNKS
 
-__all__ = ["infonce_core", "infonce_linear", "exp_row", "Workspace", "LinearWorkspace"]
+__all__ = ["infonce_core", "infonce_linear", "exp_row", "Workspace", "LinearWorkspace", "infonce_step",
+           "infonce_step_serial", "linear_forward", "normalize_backward", "reduce_features", "weight_grad",
+           "prepare_linear", "linear_result"]
 
 _INV_LN2 = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
@@ -371,7 +373,7 @@ def infonce_core(z1, z2, alpha=1.0, beta=1.0, negatives="view1", parallel=True, 
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha):
+def linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha):
     """Outputs of both views, feature-major: ``z1T[p] = b_p + sum_q W[p, q] x1T[q]`` (axpy over
     samples, contiguous), normalized if asked, the row-major copy ``z1``, the positive-pair
     logits ``lpos`` and a zeroed anchor-gradient buffer. Serial: at O(N d0 d1) it costs less
@@ -422,7 +424,7 @@ def _forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _reduce_features(p0, p1, gA, buf1, buf2, both, g1, g2):
+def reduce_features(p0, p1, gA, buf1, buf2, both, g1, g2):
     """Features ``p0 <= p < p1``: output gradients from anchor terms and chunk buffers (in order)."""
     nchunks = buf1.shape[0]
     n = gA.shape[0]
@@ -443,7 +445,7 @@ def _reduce_features(p0, p1, gA, buf1, buf2, both, g1, g2):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _normalize_backward(i0, i1, z1T, z2T, nrm1, nrm2, c, g1, g2):
+def normalize_backward(i0, i1, z1T, z2T, nrm1, nrm2, c, g1, g2):
     """Back through ``y = sqrt(c) z/|z|`` for rows ``i0 <= i < i1`` (feature-major arrays).
 
     ``g_z = sqrt(c)/|z| (g_y - u (u . g_y))`` with ``u = y / sqrt(c)``.
@@ -474,7 +476,7 @@ def _positive_coef(i0, i1, lpos, lse, alpha, beta, n):
 @njit(fastmath=FASTMATH, cache=CACHE)
 def _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, e2, g1, g2):
     """Feature ``p``: output gradients from anchors, chunk buffers (in order) and positives."""
-    _reduce_features(p, p + 1, gA, buf1, buf2, both, g1, g2)
+    reduce_features(p, p + 1, gA, buf1, buf2, both, g1, g2)
     a1 = z1T[p]
     a2 = z2T[p]
     h1 = g1[p]
@@ -486,7 +488,7 @@ def _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, e2, g1, g2):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _weight_grad(p0, p1, W, wd, g1, g2, x1T, x2T, dW, db):
+def weight_grad(p0, p1, W, wd, g1, g2, x1T, x2T, dW, db):
     """Rows ``p0 <= p < p1`` of ``dW = g1 x1 + g2 x2 + 2 wd W`` and ``db``."""
     d0, n = x1T.shape
     for p in range(p0, p1):
@@ -527,7 +529,7 @@ def _value(z1T, z2T, lse, beta, W, wd):
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
-def _infonce_linear(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normalize, c, norm_eps, wd,
+def infonce_step(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normalize, c, norm_eps, wd,
                     z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db):
     """One full InfoNCE-family step for ``f(x) = W x + b`` (parallel driver); returns the loss.
 
@@ -542,7 +544,7 @@ def _infonce_linear(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normali
     nchunks = buf1.shape[0]
     # two parallel regions (three with normalization): each region wakes the thread pool,
     # which costs ~0.1-0.2 ms on a small machine when the workers have gone to sleep
-    _forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
+    linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
     for ch in prange(nchunks):
         _infonce_chunk(ch, nchunks, z1T, z2T, z1, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
     value = _value(z1T, z2T, lse, beta, W, wd)
@@ -552,29 +554,29 @@ def _infonce_linear(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normali
         for p in prange(d1):
             _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, lpos, g1, g2)
         for blk in prange(nchunks):
-            _normalize_backward(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, c,
+            normalize_backward(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, c,
                                 g1, g2)
         for p in prange(d1):
-            _weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
+            weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
     else:
         for p in prange(d1):
             _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, lpos, g1, g2)
-            _weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
+            weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
     return value
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _infonce_linear_serial(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normalize, c,
+def infonce_step_serial(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normalize, c,
                            norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse,
                            g1, g2, dW, db):
     """Serial driver of the same step (for runs executed in parallel *across* runs).
 
-    Identical blocks in identical order as :func:`_infonce_linear`: bit-identical results.
+    Identical blocks in identical order as :func:`infonce_step`: bit-identical results.
     """
     n = x1.shape[0]
     d1 = W.shape[0]
     nchunks = buf1.shape[0]
-    _forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
+    linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
     for ch in range(nchunks):
         _infonce_chunk(ch, nchunks, z1T, z2T, z1, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
     value = _value(z1T, z2T, lse, beta, W, wd)
@@ -584,9 +586,9 @@ def _infonce_linear_serial(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, 
         _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, lpos, g1, g2)
     if normalize:
         for blk in range(nchunks):
-            _normalize_backward(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, c,
+            normalize_backward(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, c,
                                 g1, g2)
-    _weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
+    weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
     return value
 
 
@@ -628,7 +630,7 @@ def infonce_linear(W, x1, x2, b, alpha, beta, negatives, normalize, c, norm_eps,
     """
     both = negatives == "both"
     dtype, W64, x1, x2, ws, has_bias, b64, dW, db = prepare_linear(W, x1, x2, b, both, workspace)
-    drive = _infonce_linear if parallel else _infonce_linear_serial
+    drive = infonce_step if parallel else infonce_step_serial
     value = drive(W64, b64, has_bias, x1, x2, ws.x1T, ws.x2T, float(alpha), float(beta), both,
                   bool(normalize), float(c), float(norm_eps), float(weight_decay), ws.z1, ws.z2,
                   ws.nrm1, ws.nrm2, ws.z1T, ws.z2T, ws.gA, ws.lpos, ws.buf1, ws.buf2, ws.lse,

@@ -13,9 +13,9 @@ import numpy as np
 from numba import njit
 
 from .._config import CACHE, FASTMATH
-from .kernels import _forward, _normalize_backward, _weight_grad, linear_result, prepare_linear
+from .kernels import linear_forward, normalize_backward, weight_grad, linear_result, prepare_linear
 
-__all__ = ["barlow_linear", "vicreg_linear"]
+__all__ = ["barlow_linear", "vicreg_linear", "decorrelation_step"]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -158,20 +158,20 @@ def _vicreg_grad(z1T, z2T, inv, var_c, cov_c, gamma, eps, g1, g2):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _decorrelation_linear(kind, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize, c, norm_eps, wd,
+def decorrelation_step(kind, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize, c, norm_eps, wd,
                           z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, g1, g2, dW, db):
     """One Barlow Twins (``kind == 0``, ``prm = (lam, standardize, eps)``) or VICReg
     (``kind == 1``, ``prm = (inv, var, cov, gamma, eps)``) step for ``f(x) = W x + b``."""
     n = x1.shape[0]
     d1 = W.shape[0]
-    _forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
+    linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
     if kind == 0:
         value = _barlow_grad(z1T, z2T, prm[0], prm[1] != 0.0, prm[2], g1, g2)
     else:
         value = _vicreg_grad(z1T, z2T, prm[0], prm[1], prm[2], prm[3], prm[4], g1, g2)
     if normalize:
-        _normalize_backward(0, n, z1T, z2T, nrm1, nrm2, c, g1, g2)
-    _weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
+        normalize_backward(0, n, z1T, z2T, nrm1, nrm2, c, g1, g2)
+    weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
     if wd > 0:
         s = 0.0
         for p in range(d1):
@@ -183,7 +183,7 @@ def _decorrelation_linear(kind, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize
 
 def _run(kind, prm, W, x1, x2, b, normalize, c, norm_eps, weight_decay, workspace):
     dtype, W64, x1, x2, ws, has_bias, b64, dW, db = prepare_linear(W, x1, x2, b, False, workspace)
-    value = _decorrelation_linear(kind, np.asarray(prm, dtype=np.float64), W64, b64, has_bias, x1, x2, ws.x1T,
+    value = decorrelation_step(kind, np.asarray(prm, dtype=np.float64), W64, b64, has_bias, x1, x2, ws.x1T,
                                   ws.x2T, bool(normalize), float(c), float(norm_eps), float(weight_decay), ws.z1,
                                   ws.z2, ws.nrm1, ws.nrm2, ws.z1T, ws.z2T, ws.gA, ws.lpos, ws.g1, ws.g2, dW, db)
     return linear_result(value, dW, db, dtype, has_bias)

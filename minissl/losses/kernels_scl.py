@@ -16,10 +16,10 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, FASTMATH
-from .kernels import (_forward, _normalize_backward, _reduce_features, _weight_grad, linear_result,
+from .kernels import (linear_forward, normalize_backward, reduce_features, weight_grad, linear_result,
                       prepare_linear)
 
-__all__ = ["scl_linear"]
+__all__ = ["scl_linear", "scl_step", "scl_step_serial"]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -112,7 +112,7 @@ def _scl_positive(i0, i1, z1T, z2T, nrm1, nrm2, normalize, c, g1, g2):
             g1[p, i] += f * z2T[p, i]
             g2[p, i] += f * z1T[p, i]
     if normalize:
-        _normalize_backward(i0, i1, z1T, z2T, nrm1, nrm2, c, g1, g2)
+        normalize_backward(i0, i1, z1T, z2T, nrm1, nrm2, c, g1, g2)
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -135,42 +135,42 @@ def _scl_value(z1T, z2T, pv, W, wd):
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
-def _scl_linear(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2,
+def scl_step(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1, nrm2,
                 z1T, z2T, gA, lpos, buf1, buf2, pv, g1, g2, dW, db):
     """One SCL step for ``f(x) = W x + b`` (parallel driver); returns the loss."""
     n = x1.shape[0]
     d1 = W.shape[0]
     nchunks = buf1.shape[0]
     kpair = 1.0 / (n * (n - 1) * (2 if both else 1))
-    _forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
+    linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
     for ch in prange(nchunks):
         _scl_chunk(ch, nchunks, z1T, z2T, z1, both, kpair, gA, buf1, buf2, pv)
     for p in prange(d1):
-        _reduce_features(p, p + 1, gA, buf1, buf2, both, g1, g2)
+        reduce_features(p, p + 1, gA, buf1, buf2, both, g1, g2)
     for blk in prange(nchunks):
         _scl_positive(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, normalize, c,
                       g1, g2)
     for p in prange(d1):
-        _weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
+        weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
     return _scl_value(z1T, z2T, pv, W, wd)
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _scl_linear_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
+def scl_step_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
                        nrm2, z1T, z2T, gA, lpos, buf1, buf2, pv, g1, g2, dW, db):
     """Serial driver of the same step (same blocks, same order: bit-identical)."""
     n = x1.shape[0]
     d1 = W.shape[0]
     nchunks = buf1.shape[0]
     kpair = 1.0 / (n * (n - 1) * (2 if both else 1))
-    _forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
+    linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
     for ch in range(nchunks):
         _scl_chunk(ch, nchunks, z1T, z2T, z1, both, kpair, gA, buf1, buf2, pv)
-    _reduce_features(0, d1, gA, buf1, buf2, both, g1, g2)
+    reduce_features(0, d1, gA, buf1, buf2, both, g1, g2)
     for blk in range(nchunks):
         _scl_positive(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, normalize, c,
                       g1, g2)
-    _weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
+    weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
     return _scl_value(z1T, z2T, pv, W, wd)
 
 
@@ -178,7 +178,7 @@ def scl_linear(W, x1, x2, b, negatives, normalize, c, norm_eps, weight_decay, wo
     """Value and gradients of SCL on ``f(x) = W x + b`` (Numba engine; same contract as the reference)."""
     both = negatives == "both"
     dtype, W64, x1, x2, ws, has_bias, b64, dW, db = prepare_linear(W, x1, x2, b, both, workspace)
-    drive = _scl_linear if parallel else _scl_linear_serial
+    drive = scl_step if parallel else scl_step_serial
     value = drive(W64, b64, has_bias, x1, x2, ws.x1T, ws.x2T, both, bool(normalize), float(c), float(norm_eps),
                   float(weight_decay), ws.z1, ws.z2, ws.nrm1, ws.nrm2, ws.z1T, ws.z2T, ws.gA, ws.lpos, ws.buf1,
                   ws.buf2, ws.lse, ws.g1, ws.g2, dW, db)

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import _validation as V
 from .cuda import require, value_and_grad_gpu
+from ..train.optim import OPTIMIZERS, make_optimizer
 from .mlp import check_loss, init_mlp, value_and_grad_cpu
 
 __all__ = ["train_mlp", "value_and_grad", "ENGINES"]
@@ -48,7 +49,8 @@ def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="ta
     widths, d_out, activation :
         Architecture (two hidden layers).
     steps, lr, optimizer, momentum, weight_decay :
-        Full-batch SGD (heavy-ball ``momentum``) or Adam.
+        Full-batch SGD (heavy-ball ``momentum``) or Adam (:mod:`minissl.train.optim`; Adam
+        ignores ``momentum``).
     seed : int
         Drives the initialisation and the noise (independent streams).
     engine : {"numba", "numpy", "cuda"}
@@ -62,7 +64,7 @@ def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="ta
     check_loss(loss)
     steps = V.check_int("steps", steps, lo=1)
     lr = V.check_scalar("lr", lr, lo=0.0, lo_open=True)
-    V.check_choice("optimizer", optimizer, ("sgd", "adam"))
+    V.check_choice("optimizer", optimizer, OPTIMIZERS)
     momentum = V.check_scalar("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
     weight_decay = V.check_scalar("weight_decay", weight_decay, lo=0.0)
     V.check_choice("engine", engine, ("numba", "numpy", "cuda"))
@@ -74,8 +76,7 @@ def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="ta
     mlp = init_mlp(data.x.shape[1], widths, d_out, activation, seed=np.random.default_rng(ss_init))
     rng = np.random.default_rng(ss_noise)
     params = mlp.params()
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
+    opt = make_optimizer(optimizer, params, momentum if optimizer == "sgd" else 0.0)
     hist = {"step": [], "loss": []}
     x = np.asarray(data.x, dtype=np.float64)
     for t in range(1, steps + 1):
@@ -83,14 +84,7 @@ def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="ta
         value, grads = value_and_grad(mlp, loss, x1[0], x2[0], engine=engine, weight_decay=weight_decay)
         if not np.isfinite(value) or not all(np.all(np.isfinite(g)) for g in grads):
             raise FloatingPointError(f"MLP training diverged at step {t}; lower lr (== {lr!r}).")
-        for i, (p, g) in enumerate(zip(params, grads)):
-            if optimizer == "adam":
-                m[i] = 0.9 * m[i] + 0.1 * g
-                v[i] = 0.999 * v[i] + 0.001 * g * g
-                p -= lr * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
-            else:
-                m[i] = momentum * m[i] + g
-                p -= lr * m[i]
+        opt.step(params, grads, lr)
         if t % record_every == 0 or t == steps:
             hist["step"].append(t)
             hist["loss"].append(value)

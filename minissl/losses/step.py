@@ -1,0 +1,90 @@
+"""The compiled step of every loss on the linear model, chosen by its registry entry.
+
+The training loop (:mod:`minissl.train.loop`) is written once and calls :func:`linear_step`
+with the loss's ``kernel_id`` (:class:`~minissl.losses.registry.LossSpec`), its kernel
+family (:func:`kernel_family`) and whether the step may use threads. The family arrives as
+a compile-time constant (``numba.literally``), so each family compiles (once, then from
+Numba's cache) to its own loop without the other families' kernels.
+
+Adding a loss with a new kernel: give it a ``kernel_id`` in the registry, a step with the
+signature of the others (``W, b, has_bias, x1, x2, x1T, x2T``, the loss's numbers, the
+normalization settings, the workspace; returns the value, leaves ``dW, db`` in the
+workspace) and one branch here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import literally, njit
+
+from .._config import CACHE, N_CHUNKS
+from .kernels import infonce_step, infonce_step_serial
+from .kernels_decorrelation import decorrelation_step
+from .kernels_scl import scl_step, scl_step_serial
+from .registry import KERNEL_BARLOW, KERNEL_INFONCE, KERNEL_SCL
+
+__all__ = ["linear_step", "step_workspace", "kernel_family"]
+
+
+def kernel_family(kernel_id):
+    """The compiled family of a ``kernel_id``: Barlow Twins and VICReg share the decorrelation step."""
+    return min(int(kernel_id), KERNEL_BARLOW)
+
+
+@njit(cache=CACHE)
+def step_workspace(n, d0, d1, both):
+    """Buffers of one :func:`linear_step` for ``n`` samples, ``d0`` inputs and ``d1`` outputs.
+
+    Returns ``(z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)``:
+    representations, their norms and transposes, per-chunk accumulators, the gradients with
+    respect to the outputs and the weight gradients ``dW`` (d1, d0) and ``db`` (d1,).
+    """
+    nchunks = min(N_CHUNKS, n)
+    return (np.empty((n, d1)), np.empty((n, d1)), np.empty(n), np.empty(n), np.empty((d1, n)),
+            np.empty((d1, n)), np.empty((n, d1)), np.empty(n), np.empty((nchunks, d1, n)),
+            np.empty((nchunks, d1, n) if both else (nchunks, 1, 1)), np.empty(n), np.empty((d1, n)),
+            np.empty((d1, n)), np.empty((d1, d0)), np.empty(d1))
+
+
+@njit(parallel=True, cache=CACHE)
+def linear_step(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, ws):
+    """Value of the loss at ``W, b`` on one pair of views; its gradient goes to ``ws``'s ``dW, db``.
+
+    Parameters
+    ----------
+    family : int (compile-time constant)
+        :func:`kernel_family` of ``kernel``.
+    kernel : int
+        The loss's ``kernel_id``: InfoNCE family (``prm = (alpha, beta)``), SCL (``prm``
+        unused), Barlow Twins (``prm = (lam, standardize, eps)``) or VICReg
+        (``prm = (inv, var, cov, gamma, eps)``).
+    parallel : bool
+        Threads inside the step (one large run) or none (one run per thread in a batch).
+        Both give bit-identical results (fixed chunks, fixed order of every sum).
+    prm : ndarray (float64)
+        The loss's numbers, ``LossSpec.kernel_params``.
+    W, b, has_bias : the linear model ``f(x) = W x + b``.
+    x1, x2, x1T, x2T : the two views (N, d0) and their transposes (d0, N).
+    both, normalize, c, norm_eps, wd :
+        Negatives from both views, output normalization to squared norm ``c``, its
+        regulariser, weight decay.
+    ws : tuple
+        :func:`step_workspace`.
+    """
+    literally(family)
+    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
+    if family == KERNEL_INFONCE:
+        if parallel:
+            return infonce_step(W, b, has_bias, x1, x2, x1T, x2T, prm[0], prm[1], both, normalize, c, norm_eps,
+                                wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+        return infonce_step_serial(W, b, has_bias, x1, x2, x1T, x2T, prm[0], prm[1], both, normalize, c,
+                                   norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1,
+                                   g2, dW, db)
+    if family == KERNEL_SCL:
+        if parallel:
+            return scl_step(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
+                            nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+        return scl_step_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
+                               nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+    return decorrelation_step(kernel - KERNEL_BARLOW, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize, c,
+                              norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, g1, g2, dW, db)
