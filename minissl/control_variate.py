@@ -48,8 +48,8 @@ def supports(loss):
 
 
 def _family(loss):
-    kw = loss.core_kwargs
-    return float(kw["alpha"]), float(kw["beta"]), kw.get("negatives") == "both"
+    """``(alpha, beta, both)`` of ``loss``: :meth:`minissl.losses.Loss.infonce_numbers`."""
+    return loss.infonce_numbers()
 
 
 def _views_and_terms(n, alpha, both):

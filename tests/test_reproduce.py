@@ -172,3 +172,18 @@ def test_fig7_mlp_regimes_match_the_linear_theory(reports):
     # length and the probe's draws; see docs/nonlinear.md): only weak and strong are asserted
     tanh = [g for a, g in got if a == "tanh"]
     assert tanh[0] == "no collapse" and tanh[2] == "complete collapse", got
+
+
+def test_settings_loss_reads_the_registry():
+    """A figure's loss comes from its [run] settings: ``loss`` (default the paper's beta-InfoNCE) and
+    the loss's own parameters; the report records those the file sets under their own names."""
+    from minissl.experiments.common import settings_loss, settings_params
+    from minissl.losses.registry import PAPER_LOSS
+
+    run = load_settings("fig1")["run"]
+    loss = settings_loss(run, engine="numpy")
+    assert (loss.name, loss.engine, loss.beta) == (PAPER_LOSS, "numpy", 0.5)
+    assert settings_params(loss, run) == {"beta": 0.5}
+    run = load_settings("fig5-weighted")["run"]
+    loss = settings_loss(run)
+    assert (loss.name, loss.alpha) == ("weighted", 0.1) and settings_params(loss, run) == {"alpha": 0.1}

@@ -18,16 +18,20 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write_text, jsonable, save_png
+from ..losses import get_loss
+from ..losses.registry import PAPER_LOSS, option_params, spec
 from .runs import RunCache
 from .spectra import spectrum_record
 
-__all__ = ["load_settings", "settings_path", "simulate_kwargs", "point_cache", "write_csv", "write_report",
-           "save_figure", "PROTOCOLS"]
+__all__ = ["load_settings", "settings_path", "simulate_kwargs", "settings_loss", "settings_params", "point_cache",
+           "write_csv", "write_report", "save_figure", "PROTOCOLS"]
 
 PROTOCOLS = ("converged", "paper")
-_RUN_KEYS = {"loss", "n", "steps", "lr", "optimizer", "lr_schedule", "noise", "replicates", "init_scale", "init",
-             "alpha", "beta", "normalize", "control_variate", "dim", "variances", "sigma", "max_steps",
-             "max_replicates", "widths"}
+# the [run] keys that are simulate() arguments: the loss's own parameters are those simulate()
+# takes by name (minissl.losses.registry.option_params)
+_SIMULATE_KEYS = (("loss", "n", "steps", "lr", "optimizer", "lr_schedule", "noise", "replicates", "init_scale", "init")
+                  + option_params() + ("normalize", "control_variate"))
+_RUN_KEYS = set(_SIMULATE_KEYS) | {"dim", "variances", "sigma", "max_steps", "max_replicates", "widths"}
 _PAPER_PROTOCOL = {"optimizer": "adam", "lr": 6e-4, "lr_schedule": "constant", "steps": 5000,
                    "noise": "fresh", "replicates": 1, "control_variate": False}
 
@@ -101,15 +105,39 @@ def simulate_kwargs(run, engine):
         The simulate arguments among ``run``'s keys, ``engine``, and ``variances`` as a list of
         ``dim`` floats (a scalar ``variances`` is repeated ``dim`` times).
     """
-    keys = ("loss", "n", "steps", "lr", "optimizer", "lr_schedule", "noise", "replicates", "init_scale", "init",
-            "alpha", "beta", "normalize", "control_variate")
-    kw = {k: run[k] for k in keys if k in run}
+    kw = {k: run[k] for k in _SIMULATE_KEYS if k in run}
     kw["engine"] = engine
     dim = int(run.get("dim", 0))
     if "variances" in run:
         v = run["variances"]
         kw["variances"] = [float(v)] * dim if np.isscalar(v) else [float(x) for x in v]
     return kw
+
+
+def settings_loss(run, **common):
+    """The loss a figure's ``[run]`` settings describe.
+
+    Parameters
+    ----------
+    run : dict
+        The ``run`` settings of :func:`load_settings`: ``loss`` (default
+        :data:`~minissl.losses.registry.PAPER_LOSS`, the paper's beta-InfoNCE) and any of that
+        loss's own parameters (e.g. ``beta``); other keys are not the loss's.
+    **common
+        Further :func:`minissl.get_loss` arguments, e.g. ``engine``.
+
+    Returns
+    -------
+    minissl.losses.Loss
+    """
+    name = run.get("loss", PAPER_LOSS)
+    return get_loss(name, **{k: run[k] for k in spec(name).param_names if k in run}, **common)
+
+
+def settings_params(loss, run):
+    """``{name: value}`` of the parameters of ``loss`` that the ``[run]`` settings set, as the loss
+    holds them (validated floats): what a figure's report records, e.g. beta-InfoNCE's ``beta``."""
+    return {k: v for k, v in loss.params.items() if k in run}
 
 
 def point_cache(folder, run, progress, protocol, evaluate=spectrum_record, context=None):

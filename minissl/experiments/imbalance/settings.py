@@ -9,16 +9,21 @@ import numpy as np
 
 from ... import _validation as V
 from ...data import IMBALANCE_SCHEMES as SCHEMES
+from ...losses import registry
 from ..common import load_settings as load_figure_settings
 from .geometry import check_draws
 
-__all__ = ["FIGURE", "LOSSES", "SCHEMES", "SOURCES", "INFONCE_FAMILY", "load_settings", "check_levels", "level_key",
+__all__ = ["FIGURE", "LOSSES", "ROBUST_LOSS", "SCHEMES", "SOURCES", "INFONCE_FAMILY", "load_settings", "check_levels", "level_key",
            "level_label"]
 
 FIGURE = "imbalance"
-LOSSES = ("infonce", "weighted", "scl")
+# Sec. 4.3: SCL's B = 2C does not depend on the data, so the paper expects it to be the loss robust to
+# imbalance; it is compared with InfoNCE (Eq. 1) and the paper's NT-Xent (weighted InfoNCE, alpha = 0)
+ROBUST_LOSS = "scl"
+LOSSES = ("infonce", "weighted", ROBUST_LOSS)
 SOURCES = ("learned", "derived", "paper")
-INFONCE_FAMILY = ("infonce", "weighted")
+# the reference losses: those of the InfoNCE family (their control variate and expansion parameter u)
+INFONCE_FAMILY = tuple(n for n in LOSSES if n in registry.INFONCE_FAMILY)
 _SIGMA_RANGE = 1e3        # sigma within [1/_SIGMA_RANGE, _SIGMA_RANGE] x the data scale sqrt(radius^2 + within^2)
 
 
