@@ -258,7 +258,9 @@ def get_loss(name, **params):
     if unknown:
         allowed = ", ".join(sorted(set(own_names) | set(COMMON_PARAMS)))
         bad = sorted(unknown)[0]
-        raise TypeError(f"get_loss({name!r}) got an unknown parameter {bad!r}; allowed: {allowed}.")
+        hint = (" (a bias is not part of the loss: pass b= to Loss.value_and_grad(W, x1, x2, b), or bias=True to "
+                "minissl.simulate to train one)" if bad in ("b", "bias") else "")
+        raise TypeError(f"get_loss({name!r}) got an unknown parameter {bad!r}; allowed: {allowed}{hint}.")
     own = {p.name: p.check(params.get(p.name, p.default)) for p in entry.params}
     common = {k: params.get(k, default) for k, default in COMMON_PARAMS.items()}
     return Loss(name, entry.core, own, **common)
