@@ -14,8 +14,8 @@ from ..common import load_settings as load_figure_settings
 from ..common import settings_error
 from .geometry import check_draws
 
-__all__ = ["FIGURE", "LOSSES", "ROBUST_LOSS", "SCHEMES", "SOURCES", "INFONCE_FAMILY", "load_settings", "check_levels", "level_key",
-           "level_label"]
+__all__ = ["FIGURE", "LOSSES", "ROBUST_LOSS", "SCHEMES", "SOURCES", "INFONCE_FAMILY", "load_settings", "check_levels",
+           "level_key", "level_label"]
 
 FIGURE = "imbalance"
 # Sec. 4.3: SCL's B = 2C does not depend on the data, so the paper expects it to be the loss robust to

@@ -101,8 +101,9 @@ def summarise(s, recs, ens, rows, ens_rows, empty):
         for li, level in enumerate(lv):
             entry = {"level": level_key(level)}
             for src in ("learned", "derived"):
-                entry[src] = float(np.mean([eigenspace_angle(recs[ROBUST_LOSS, sd, li, src]["M"], recs[ref, sd, li, src]["M"],
-                                                            ksub) for sd in range(s["seeds"])]))
+                entry[src] = float(np.mean([eigenspace_angle(recs[ROBUST_LOSS, sd, li, src]["M"],
+                                                             recs[ref, sd, li, src]["M"], ksub)
+                                            for sd in range(s["seeds"])]))
             between.append(entry)
     level_stats = []
     setup0 = seed_setup(s, 0)

@@ -98,8 +98,9 @@ def robustness_verdicts(s, recs, ens, ref):
         out[src] = {}
         for key, label in ROBUST:
             if not seeds:
-                e = {ROBUST_LOSS: None, "reference": None, "difference": None, "difference_se": None, "t_quantile": None,
-                     "threshold": None, "relative": None, "n": 0, "verdict": "undetermined: no converged seeds"}
+                e = {ROBUST_LOSS: None, "reference": None, "difference": None, "difference_se": None,
+                     "t_quantile": None, "threshold": None, "relative": None, "n": 0,
+                     "verdict": "undetermined: no converged seeds"}
             else:
                 e = _compare([store[ROBUST_LOSS, sd, last, src][key] for sd in seeds],
                              [store[ref, sd, last, src][key] for sd in seeds], _FLOORS[key], unit)
