@@ -39,19 +39,12 @@ from numba import njit
 
 from ._config import CACHE, FASTMATH
 
-__all__ = ["supports", "quadratic_moment", "quadratic_moment_mean", "quadratic_moment_into", "subtract_control",
-           "family_numbers"]
+__all__ = ["supports", "quadratic_moment", "quadratic_moment_mean", "quadratic_moment_into", "subtract_control"]
 
 
 def supports(loss):
     """Whether the control variate applies to ``loss`` (InfoNCE family, unnormalized)."""
     return loss.spec.control_variate and not loss.normalize
-
-
-def family_numbers(loss):
-    """``(alpha, beta, both)`` of an InfoNCE-family loss: what :func:`quadratic_moment` needs."""
-    kw = loss.core_kwargs
-    return float(kw["alpha"]), float(kw["beta"]), kw.get("negatives") == "both"
 
 
 def _views_and_terms(n, alpha, both):

@@ -38,6 +38,7 @@ from scipy import optimize
 
 from . import _validation as V
 from ._config import CACHE, FASTMATH
+from .losses.registry import QUARTIC_FORMS, QUARTIC_TRACE
 
 __all__ = ["Landscape", "effective_B", "effective_landscape", "paper_B", "predict", "descend_batch"]
 
@@ -152,7 +153,7 @@ class Landscape:
         Normalization penalty strength and target (Eq. 10); ``kappa = 0`` disables it.
     quartic : {"trace", "barlow"}
     lam : float
-        Off-diagonal weight of the "barlow" quartic.
+        Off-diagonal weight of the Barlow Twins quartic.
     """
 
     B: np.ndarray
@@ -161,7 +162,7 @@ class Landscape:
     Sigma: np.ndarray | None = None
     kappa: float = 0.0
     c: float = 1.0
-    quartic: str = "trace"
+    quartic: str = QUARTIC_TRACE
     lam: float = 1.0
 
     def __post_init__(self):
@@ -174,7 +175,7 @@ class Landscape:
         self.k = V.check_scalar("k", self.k, lo=0.0, lo_open=True)
         self.kappa = V.check_scalar("kappa", self.kappa, lo=0.0)
         self.c = V.check_scalar("c", self.c, lo=0.0, lo_open=True)
-        V.check_choice("quartic", self.quartic, ("trace", "barlow"))
+        V.check_choice("quartic", self.quartic, QUARTIC_FORMS)
         self.lam = V.check_scalar("lam", self.lam, lo=0.0)
 
     @property
@@ -207,7 +208,7 @@ class Landscape:
         dW = -2.0 * WB
         WS = W @ self.S
         G = WS @ W.T
-        if self.quartic == "trace":
+        if self.quartic == QUARTIC_TRACE:
             value += self.k * float(np.sum(G * G))
             dW += 4.0 * self.k * (G @ WS)
         else:
@@ -252,7 +253,7 @@ class Landscape:
         WS, VS = W @ self.S, Vw @ self.S
         G = WS @ W.T
         dG = VS @ W.T + WS @ Vw.T
-        if self.quartic == "trace":
+        if self.quartic == QUARTIC_TRACE:
             HW += 4.0 * self.k * (dG @ WS + G @ VS)
         else:
             m = np.full(G.shape, self.lam)
@@ -301,7 +302,7 @@ class Landscape:
         :meth:`minimize`.
         """
         d1 = V.check_int("d1", d1, lo=1)
-        if self.quartic != "trace" or self.kappa:
+        if self.quartic != QUARTIC_TRACE or self.kappa:
             raise ValueError("stationary_spectrum needs quartic='trace' and kappa == 0; use minimize().")
         w, U = np.linalg.eigh(self.S)
         if w[0] <= 1e-12 * max(1.0, w[-1]):
@@ -416,7 +417,7 @@ def predict(loss, A0, C, n=None, mean=None, d1=None, bias=False, kappa=None, see
     A0 = V.check_covariance("A0", A0)
     d1 = V.check_int("d1", A0.shape[0] if d1 is None else d1, lo=1)
     land = effective_landscape(loss, A0, C, n=n, mean=mean, kappa=kappa, d1=d1)
-    if land.quartic == "trace" and land.kappa == 0.0:
+    if land.quartic == QUARTIC_TRACE and land.kappa == 0.0:
         ev = land.stationary_spectrum(d1)
         method = f"closed form (Theorem 1 with k = {land.k:g})"
     else:

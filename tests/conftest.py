@@ -24,3 +24,25 @@ if _HERE not in sys.path:
 def rng():
     """A fresh, seeded generator for every test (same numbers on every run)."""
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def broken_settings(tmp_path, monkeypatch):
+    """``broken_settings(figure, old, new) -> path``: a copy of ``data/`` under ``tmp_path`` (used
+    through ``$MINISSL_DATA``) whose ``experiments/<figure>.toml`` has the text ``old`` replaced by
+    ``new`` (``old`` must occur exactly once)."""
+    import shutil
+    from pathlib import Path
+
+    root = tmp_path / "data"
+    shutil.copytree(Path(_HERE).parent / "data", root)
+    monkeypatch.setenv("MINISSL_DATA", str(root))
+
+    def edit(figure, old, new):
+        path = root / "experiments" / f"{figure}.toml"
+        text = path.read_text()
+        assert text.count(old) == 1, (figure, old)
+        path.write_text(text.replace(old, new))
+        return path
+
+    return edit

@@ -386,6 +386,20 @@ def test_family_parameters_resolved():
     assert make_loss("scl").alpha is None
 
 
+def test_infonce_numbers_are_read_in_one_place():
+    """Loss.infonce_numbers: (alpha, beta, both) of the family, what the compiled cores, the control
+    variate and the GPU probes take; a clear error for the other losses."""
+    from minissl.losses.registry import INFONCE_FAMILY, names
+
+    assert make_loss("infonce").infonce_numbers() == (1.0, 1.0, False)
+    assert make_loss("beta-2-a0.5").infonce_numbers() == (0.5, 2.0, False)
+    assert minissl.get_loss("weighted", alpha=0.25, negatives="both").infonce_numbers() == (0.25, 1.0, True)
+    assert INFONCE_FAMILY == names(lambda s: s.family == "infonce") and len(INFONCE_FAMILY) == 3
+    for name in set(minissl.LOSS_NAMES) - set(INFONCE_FAMILY):
+        with pytest.raises(ValueError, match=f"loss '{name}' is not of the InfoNCE family"):
+            minissl.get_loss(name).infonce_numbers()
+
+
 @pytest.mark.parametrize("normalize, bias, wd", VARIANTS)
 @pytest.mark.parametrize("key", list(CONFIGS))
 def test_loss_value_matches_loop_formula(key, normalize, bias, wd):

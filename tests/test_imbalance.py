@@ -589,3 +589,39 @@ def test_cli_out_must_be_a_folder(tmp_path):
     f.write_text("x")
     res = CliRunner().invoke(imbalance_cmd, ["--out", str(f), "--quick"])
     assert res.exit_code == 2 and "not a folder" in res.output
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("classes = 4", "classes = 1", "[quick] classes == 1, must be >= 2."),
+    ("\nsteps = 1500", '\nsteps = "x"', "[quick] steps == 'x', must be an integer."),
+    ('losses = ["infonce", "scl"]', 'losses = ["infonce", "vicreg"]',
+     "[figure] losses == 'vicreg', must be one of 'infonce', 'weighted', 'scl'."),
+    ("sigma = 2.5 ", "sigma = 1e9 ", "[run] sigma == 1000000000.0, must be between 0.00206 and 2.06e+03"),
+    ("seeds = 1\n", "seeds = 0\n", "[quick] seeds == 0, must be >= 1."),
+    ("n = 96", "n = 3", "[quick] n == 3, must be >= 4 (classes)"),
+    ("levels = [1.0, 10.0, 100.0]", "levels = []", "[quick] levels is empty"),
+    ("classes = 4", "klasses = 4", "[quick] has unknown key(s) ['klasses']"),
+    ("within = 0.5 ", "within = 0.5\nwidth = 1 ", "[figure] has unknown key(s) ['width']"),
+])
+def test_broken_settings_file_names_file_and_key(broken_settings, tmp_path, old, new, message):
+    """A bad value of the settings file names the file, its section and the key (exit 2, before any run);
+    the same kind of value given as an option names the option (test_cli_bad_input_exits_2)."""
+    path = broken_settings("imbalance", old, new)
+    with pytest.raises((ValueError, TypeError)) as err:
+        imb.load_settings(True, {})
+    assert str(err.value).startswith(f"settings file {str(path)!r}: ") and message in str(err.value)
+    res = CliRunner().invoke(imbalance_cmd, ["--out", str(tmp_path / "out"), "--quick"])
+    assert res.exit_code == 2, res.output
+    assert f"Error: settings file {str(path)!r}" in res.output and message in res.output
+    assert "Traceback" not in res.output and "Invalid value for" not in res.output
+    assert "classes in d0" not in res.output  # the run's header: nothing started
+    assert not (tmp_path / "out" / "imbalance" / "points").exists()
+
+
+def test_an_option_overrides_a_bad_setting_and_is_named_itself(broken_settings, tmp_path):
+    broken_settings("imbalance", "n = 96", "n = 3")
+    res = CliRunner().invoke(imbalance_cmd, ["--out", str(tmp_path), "--quick", "--n", "2"])
+    assert res.exit_code == 2 and "--n == 2, must be >= 4 (classes)" in res.output, res.output
+    assert "settings file" not in res.output
+    s = imb.load_settings(True, {"n": 8})  # the option replaces the file's bad value
+    assert s["n"] == 8

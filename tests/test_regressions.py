@@ -123,3 +123,49 @@ def test_landscape_api_validates_its_arguments():
         minissl.landscape.descend_batch(B, S, init_scale=0.0)
     with pytest.raises(ValueError, match="S is not symmetric"):
         minissl.landscape.descend_batch(B[:1], np.array([[[1.0, 0.5], [0.0, 1.0]]]))
+
+
+# ------------------------------------------------- output paths that cannot be written (found by a fuzz)
+
+def _tripwire(monkeypatch):
+    """Make every entry point that does the work fail the test if it is called."""
+    import minissl.experiments
+    import minissl.experiments.fig7
+    import minissl.experiments.imbalance
+    import minissl.siamese
+    import minissl.theory
+    import minissl.train
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the work started before the output path was checked")
+
+    for module, name in ((minissl.train, "simulate"), (minissl.siamese, "train_siamese"),
+                         (minissl.experiments.fig7, "run_nonlinear"), (minissl.theory, "phase_diagram"),
+                         (minissl.theory, "analyze"), (minissl.theory, "table1"), (minissl.theory, "format_table1"),
+                         (minissl.experiments, "reproduce"), (minissl.experiments.imbalance, "run_imbalance")):
+        monkeypatch.setattr(module, name, boom)
+
+
+@pytest.mark.parametrize("args, option", [
+    (["simulate", "--steps", "50", "--json", "/proc/x.json"], "--json"),
+    (["simulate", "--loss", "simsiam", "--steps", "50", "--json", "/proc/x.json"], "--json"),
+    (["simulate", "--steps", "50", "--track", "--track-csv", "/proc/x.csv"], "--track-csv"),
+    (["simulate", "--steps", "50", "--track", "--track-plot", "/proc/x.png"], "--track-plot"),
+    (["nonlinear", "--steps", "50", "--out", "/proc/x/y"], "--out"),
+    (["theory", "phase", "--plot", "/proc/x.png"], "--plot"),
+    (["theory", "phase", "--json", "/proc/x.json"], "--json"),
+    (["theory", "--json", "/proc/x.json"], "--json"),
+    (["theory", "table1", "--json", "/proc/x.json"], "--json"),
+    (["reproduce", "fig1", "--quick", "--out", "/proc/x"], "--out"),
+    (["imbalance", "--quick", "--out", "/proc/x"], "--out"),
+])
+def test_unwritable_output_is_a_usage_error_before_any_work(monkeypatch, args, option):
+    """An output path under /proc (no file can be created there) is exit code 2 with a message naming
+    the option and the path, and nothing runs: the work's entry points are trip-wired and the output has
+    none of the run's lines (its header, a table, a progress line)."""
+    _tripwire(monkeypatch)
+    res = _run(args)
+    assert res.exit_code == 2, res.output
+    assert f"Invalid value for '{option}'" in res.output and "/proc" in res.output, res.output
+    for line in ("minissl simulate:", "learned eig", "data: N=", "== fig1 (", "minissl imbalance (", "B eigenvalues"):
+        assert line not in res.output, (line, res.output)

@@ -172,3 +172,78 @@ def test_fig7_mlp_regimes_match_the_linear_theory(reports):
     # length and the probe's draws; see docs/nonlinear.md): only weak and strong are asserted
     tanh = [g for a, g in got if a == "tanh"]
     assert tanh[0] == "no collapse" and tanh[2] == "complete collapse", got
+
+
+def test_settings_loss_reads_the_registry():
+    """A figure's loss comes from its [run] settings: ``loss`` (default the paper's beta-InfoNCE) and
+    the loss's own parameters; the report records those the file sets under their own names."""
+    from minissl.experiments.common import settings_loss, settings_params
+    from minissl.losses.registry import PAPER_LOSS
+
+    run = load_settings("fig1")["run"]
+    loss = settings_loss(run, engine="numpy")
+    assert (loss.name, loss.engine, loss.beta) == (PAPER_LOSS, "numpy", 0.5)
+    assert settings_params(loss, run) == {"beta": 0.5}
+    run = load_settings("fig5-weighted")["run"]
+    loss = settings_loss(run)
+    assert (loss.name, loss.alpha) == ("weighted", 0.1) and settings_params(loss, run) == {"alpha": 0.1}
+
+
+# --------------------------------------------------------------------------- broken settings files
+
+@pytest.mark.parametrize("figure, old, new, message", [
+    # a value of the wrong type, in each section it can come from
+    ("fig5-beta", "\nsteps = 3000", '\nsteps = "x"', "[protocol.converged] steps == 'x', must be an integer."),
+    ("fig5-beta", "\nsteps = 2000", '\nsteps = "x"', "[quick] steps == 'x', must be an integer."),
+    ("fig1", "n = 256", "n = 2.5", "[run] n == 2.5, must be an integer."),
+    # an empty sweep blames the sweep (it once reached beta_critical_sigma as "variances has shape ()")
+    ("fig5-beta", "sigmas = [0.5, 0.85, 1.2, 1.55, 1.9, 2.5]", "sigmas = []",
+     "[quick] sigmas == [], must list at least one value."),
+    ("fig6-normalized", "sigmas = [0.1, 0.2,", "sigmas = [-0.1, 0.2,", "[figure] sigmas[0] == -0.1, must be >= 0.0."),
+    ("fig5-weighted", "ns = [3, 6, 12, 48]", "ns = []", "[quick] ns == [], must list at least one value."),
+    ("fig1", "sigmas = [0.7, 1.2, 1.7]", "sigmas = [0.7, 1.2]", "[figure] sigmas == [0.7, 1.2], must list 3 values."),
+    ("fig3", "phase_thetas = [0.0, 1.0, 21]", "phase_thetas = [0.0, 2.0, 21]",
+     "[figure] phase_thetas[1] == 2.0, must be <= 1.0."),
+    ("fig7", '"linear", "tanh", "relu"]', '"linear", "gelu"]', "[figure] activations[1] == 'gelu', must be one of"),
+    # unknown keys and sections
+    ("fig1", "grid = 41", "gird = 41", "[figure] has unknown key(s) ['gird']; allowed: draws, grid, seeds, sigmas."),
+    ("fig1", "n = 256", "nn = 256", "[run] has unknown key(s) ['nn']"),
+    ("fig6-normalized", "[protocol.converged]", "[protocol.fast]", "[protocol.fast] is not a protocol"),
+    ("fig6-normalized", "[run]", "[runs]", "unknown section or key(s) ['runs']"),
+    # the loss's parameters, checked by its registry entry
+    ("fig5-beta", "beta = 0.5 ", "beta = -1 ", "[run] beta == -1.0, must be > 0.0."),
+    ("fig5-infonce", 'loss = "infonce"', 'loss = "infonce"\nbeta = 0.3',
+     "[run] beta == 0.3 is not a parameter of loss 'infonce' (its parameters: negatives)."),
+    ("fig3", 'loss = "beta"', 'loss = "betta"', "[run] loss == 'betta', must be one of"),
+    # keys that depend on each other, or are missing
+    ("fig5-beta", "dim = 5", "dim = 4", "[run] dim == 4 but variances lists 5 values"),
+    ("fig7", "a_range = [0.0, 2.0, 41]", "# a_range", "[figure] lacks ['a_range']."),
+])
+def test_broken_settings_file_names_file_and_key(broken_settings, tmp_path, figure, old, new, message):
+    """A bad settings file is a usage error (exit 2) naming the file, the section and the key, before any
+    work: no output folder content, no progress lines."""
+    path = broken_settings(figure, old, new)
+    with pytest.raises((ValueError, TypeError)) as err:
+        load_settings(figure, quick=True)
+    assert str(err.value).startswith(f"settings file {str(path)!r}: ") and message in str(err.value)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["reproduce", figure, "--quick", "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert f"Error: settings file {str(path)!r}" in res.output and message in res.output
+    assert "Traceback" not in res.output and "point" not in res.output.lower()
+    assert not (out / figure / "data.csv").exists() and not (out / figure / "points").exists()
+
+
+def test_one_variance_needs_dim(broken_settings):
+    broken_settings("fig5-infonce", "dim = 32", "")
+    path = broken_settings("fig5-infonce", "dim = 4\n", "")
+    with pytest.raises(ValueError, match=r"\[run\] variances == 1.0 is one number for every direction: give dim"):
+        load_settings("fig5-infonce", quick=True)
+    with pytest.raises(ValueError, match=str(path)):
+        load_settings("fig5-infonce")
+
+
+def test_every_figure_declares_what_it_reads():
+    from minissl.experiments.common import FIGURE_NEEDS
+
+    assert set(FIGURE_NEEDS) == set(FIGURES)

@@ -105,6 +105,10 @@ def test_augmentation_bad_input(factory, exc, pattern):
         pytest.param("beta", dict(beta=-1), ValueError, r"beta == -1\.0, must be > 0", id="beta-neg"),
         pytest.param("infonce", dict(bogus=1), TypeError, r"unknown parameter 'bogus'", id="unknown"),
         pytest.param("infonce", dict(alpha=0.5), TypeError, r"unknown parameter 'alpha'", id="alpha-on-infonce"),
+        # README once said every loss takes "a bias b": the bias is an argument of value_and_grad
+        pytest.param("beta", dict(bias=True), TypeError, r"unknown parameter 'bias'; allowed: .* \(a bias is not "
+                     r"part of the loss: pass b= to Loss.value_and_grad\(W, x1, x2, b\), or bias=True to "
+                     r"minissl.simulate to train one\)\.", id="bias"),
         pytest.param("infonce", dict(normalize="yes"), TypeError, r"normalize == 'yes', must be True or False",
                      id="normalize-str"),
         pytest.param("infonce", dict(c=0), ValueError, r"c == 0\.0, must be > 0", id="c0"),

@@ -7,19 +7,18 @@ import os
 import click
 import numpy as np
 
-from ..losses.registry import REGISTRY, names
+from ..losses.registry import PAPER_LOSS, names
 from . import options as O
 from .errors import library_errors
 from .output import write_json
 
 _MLP_LOSSES = names(lambda s: s.mlp)
-_PARAM_NAMES = tuple(dict.fromkeys(p.name for n in _MLP_LOSSES for p in REGISTRY[n].params if p.cli))
 
 
 @click.command("nonlinear", short_help="Train the small MLP of Appendix B and probe its last layer (Fig. 7).")
 @click.option("--activation", type=click.Choice(["tanh", "relu"]), default="tanh", show_default=True)
 @O.sigma_option(1.0, help="Isotropic augmentation strength sigma.")
-@O.loss_option(_MLP_LOSSES, "beta", help="Exact loss on the MLP's 2-D output (the InfoNCE family).")
+@O.loss_option(_MLP_LOSSES, PAPER_LOSS, help="Exact loss on the MLP's 2-D output (the InfoNCE family).")
 @O.loss_param_options(_MLP_LOSSES)
 @O.variances_option("1,2")
 @O.n_option(128)

@@ -9,18 +9,18 @@ import click
 import numpy as np
 
 from .. import __version__
-from ..losses.registry import LOSS_NAMES, REGISTRY
+from ..losses.registry import LOSS_NAMES, PAPER_LOSS, REGISTRY, option_params
 from ..metrics import RANK_RTOL
 from ..siamese import METHODS as SIAMESE_METHODS
 from . import options as O
 from .errors import library_errors
 from .output import emit_track, write_json
 
-_LOSS_PARAMS = tuple(dict.fromkeys(p.name for s in REGISTRY.values() for p in s.params if p.cli))
+_LOSS_PARAMS = option_params()
 
 
 @click.command("simulate", short_help="Train a linear model on an exact SSL loss; compare with the theory.")
-@O.loss_option(LOSS_NAMES, "beta", extra=SIAMESE_METHODS,
+@O.loss_option(LOSS_NAMES, PAPER_LOSS, extra=SIAMESE_METHODS,
                help="Exact SSL loss; simsiam/byol train the non-contrastive linear model "
                     "(encoder + predictor, minissl.siamese).")
 @O.loss_param_options(LOSS_NAMES)

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from .. import _validation as V
-from ..losses.registry import REGISTRY, names
+from ..losses.registry import PAPER_LOSS, names, option_params
 from . import options as O
 from .errors import library_errors
 from .output import write_json
@@ -56,7 +56,7 @@ def _range(lo_min, hi_max):
 def _loss_options(f):
     """Options that build the loss (shared by ``point`` and ``phase``)."""
     for deco in reversed((
-        O.loss_option(_TRACE_LOSSES, "beta", help="Loss (those with a trace-form fourth-order landscape)."),
+        O.loss_option(_TRACE_LOSSES, PAPER_LOSS, help="Loss (those with a trace-form fourth-order landscape)."),
         O.loss_param_options(_TRACE_LOSSES),
         click.option("--normalize/--no-normalize", default=False, show_default=True,
                      help="Normalized outputs, modelled by the penalty of Eq. (10) (default kappa -> inf, "
@@ -92,7 +92,7 @@ def _build_loss(ctx, kw):
                         **params)
 
 
-_PARAM_NAMES = tuple(dict.fromkeys(p.name for n in _TRACE_LOSSES for p in REGISTRY[n].params if p.cli))
+_PARAM_NAMES = option_params(_TRACE_LOSSES)
 
 
 def _title(loss):

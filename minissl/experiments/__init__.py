@@ -60,14 +60,7 @@ def reproduce(figure, out="minissl-figures", quick=False, seeds=None, engine="nu
     V.check_choice("protocol", protocol, PROTOCOLS)
     V.check_choice("engine", engine, ("numba", "numpy"))
     quick = V.check_bool("quick", quick)
-    cfg = load_settings(figure, quick=quick, protocol=protocol)
-    needed = {"fig5-infonce": ("sigmas",), "fig5-weighted": ("ns",), "fig5-beta": ("sigmas",),
-              "fig6-normalized": ("sigmas",), "fig1": ("sigmas", "grid", "draws"),
-              "fig3": ("phase_sigmas", "phase_thetas", "check_sigmas", "check_thetas", "ridge_sigmas"),
-              "fig7": ("activations", "sigmas", "a_range", "r_max", "grid", "draws")}[figure]
-    missing = [k for k in needed if k not in cfg["figure"]]
-    if missing:
-        raise ValueError(f"settings file {cfg['path']!r}: [figure] lacks {missing}.")
+    cfg = load_settings(figure, quick=quick, protocol=protocol)  # checked: what each figure reads is there
     seeds = V.check_int("seeds", int(cfg["figure"].get("seeds", 1)) if seeds is None else seeds, lo=1)
     folder = Path(out) / figure
     sub = folder / "points" / (protocol + ("-quick" if quick else "")) if figure not in ("fig1", "fig7") else folder

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import IsotropicNoise, gaussian_data
-from ..losses import get_loss
 from ..regimes import REGIMES, grid_minima, grid_regime, rank_regime
 from ..theory import global_minimum, landscape_for, stationary_points
-from .common import write_csv
+from .common import settings_loss, settings_params, write_csv
 
 __all__ = ["fig1_toy", "grid_rows"]
 
@@ -30,11 +29,11 @@ def grid_rows(r, grids, **fixed):
 def fig1_toy(cfg, out, seeds, engine, protocol, progress):
     fig, run = cfg["figure"], cfg["run"]
     a = np.array([float(v) for v in run["variances"]])
-    beta = float(run["beta"])
     n = int(run["n"])
     draws = int(fig["draws"])
     m = int(fig["grid"])
-    loss = get_loss("beta", beta=beta, engine=engine)
+    loss = settings_loss(run, engine=engine)
+    beta = loss.beta
     data = gaussian_data(n, a, seed=0)
     rows, summary, panels = [], [], []
     for name, sigma in zip(REGIMES, fig["sigmas"]):
@@ -72,7 +71,7 @@ def fig1_toy(cfg, out, seeds, engine, protocol, progress):
         rows += grid_rows(r, {"effective": L_eff, "exact": L_ex}, regime=name, sigma=sigma)
     write_csv(out / "data.csv", rows)
     agree = sum(s["exact_grid_regime"] == s["predicted_regime"] for s in summary)
-    report = {"figure": "fig1", "beta": beta, "variances": a.tolist(), "n": n, "draws": draws,
+    report = {"figure": "fig1", **settings_params(loss, run), "variances": a.tolist(), "n": n, "draws": draws,
               "regime_agreement": f"{agree}/{len(summary)}", "panels": summary}
     md = [f"# Fig. 1: toy landscape W = diag(r1, r2), beta-InfoNCE beta = {beta:g}, variances {a.tolist()}", "",
           "| panel | sigma | B diagonal | theory | effective landscape grid | exact loss grid | exact minima vs theory |",

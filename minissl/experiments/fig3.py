@@ -15,9 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import StructuredNoise
-from ..losses import get_loss
 from ..theory import PHASE_LABELS, format_phase_map, global_minimum, landscape_for, phase_diagram
-from .common import point_cache, simulate_kwargs, write_csv
+from .common import point_cache, settings_loss, settings_params, simulate_kwargs, write_csv
 from .spectra import spectrum_record
 
 __all__ = ["fig3_phase", "ridge_error"]
@@ -58,9 +57,9 @@ def fig3_phase(cfg, out, seeds, engine, protocol, progress):
     base = simulate_kwargs(run, engine)
     base.update({"augmentation": "structured", "content_dims": 1})
     a = np.array(base["variances"])
-    beta = float(run["beta"])
     lam = float(fig.get("ridge", 1e-3))
-    loss = get_loss("beta", beta=beta)
+    loss = settings_loss(run)
+    beta = loss.beta
     sig_grid = np.linspace(*[float(x) for x in fig["phase_sigmas"][:2]], int(fig["phase_sigmas"][2]))
     th_grid = np.linspace(*[float(x) for x in fig["phase_thetas"][:2]], int(fig["phase_thetas"][2]))
     pd = phase_diagram(sig_grid, th_grid, loss=loss, variances=a)
@@ -118,7 +117,7 @@ def fig3_phase(cfg, out, seeds, engine, protocol, progress):
     iso = [r for r in ridge_rows if r["theta"] == 0.5]
     sty = [r for r in ridge_rows if r["theta"] == 1.0]
     rerr = max(abs(r["ridge_error_learned"] - r["ridge_error_theory"]) for r in ridge_rows)
-    report = {"figure": "fig3", "beta": beta, "variances": a.tolist(), "ridge_lambda": lam,
+    report = {"figure": "fig3", **settings_params(loss, run), "variances": a.tolist(), "ridge_lambda": lam,
               "phase_agreement": f"{agree}/{len(phase_rows)}", "points_near_boundary": near,
               "phase_points": phase_rows, "ridge": ridge_rows, "max_abs_ridge_error_difference": rerr,
               "isotropic_error_first_last": [iso[0]["ridge_error_learned"], iso[-1]["ridge_error_learned"]],

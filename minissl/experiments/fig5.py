@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..theory import beta_critical_sigma, critical_n_weighted
-from .common import point_cache, simulate_kwargs, write_csv
+from .common import point_cache, settings_loss, settings_params, simulate_kwargs, write_csv
 from .spectra import draw_smallest, mean_over_seeds, rel_error, smallest_cells
 
 __all__ = ["fig5_infonce", "fig5_weighted", "fig5_beta"]
@@ -98,7 +98,8 @@ def fig5_weighted(cfg, out, seeds, engine, protocol, progress):
     base.pop("n", None)
     ns = [int(n) for n in fig["ns"]]
     sigma = float(run["sigma"])
-    alpha = float(run["alpha"])
+    loss = settings_loss(run)
+    alpha = loss.alpha
     dim = len(base["variances"])
     specs = [(f"n{n}-seed{k}", {**base, "sigma": sigma, "n": n, "seed": k}) for n in ns for k in range(seeds)]
     recs = point_cache(out / "points", run, progress, protocol).run(specs)
@@ -120,7 +121,7 @@ def fig5_weighted(cfg, out, seeds, engine, protocol, progress):
     close = [r["n"] for r in rows if r["rel_error"] < 0.1]
     above = [r["n"] for r in rows if r["learned_rank"] > r["data_rank"]]
     paper_says = [r["n"] for r in rows if r["n"] <= n_main["n_crit"]]
-    report = {"figure": "fig5-weighted", "protocol": protocol, "alpha": alpha, "sigma": sigma,
+    report = {"figure": "fig5-weighted", "protocol": protocol, **settings_params(loss, run), "sigma": sigma,
               "critical_n_paper_main": n_main, "critical_n_paper_appendix": n_app,
               "critical_n_derived": None, "rank_agreement": f"{rank_agree}/{len(rows)}",
               "n_within_10pct_of_derived": close,
@@ -166,7 +167,8 @@ def fig5_beta(cfg, out, seeds, engine, protocol, progress):
     fig, run = cfg["figure"], cfg["run"]
     base = simulate_kwargs(run, engine)
     sigmas = [float(s) for s in fig["sigmas"]]
-    beta = float(run["beta"])
+    loss = settings_loss(run)
+    beta = loss.beta
     specs = [(f"sigma{s!r}-seed{k}", {**base, "sigma": s, "seed": k}) for s in sigmas for k in range(seeds)]
     recs = point_cache(out / "points", run, progress, protocol).run(specs)
     rows = []
@@ -212,7 +214,7 @@ def fig5_beta(cfg, out, seeds, engine, protocol, progress):
     errs = [abs(m - p) for m, p in zip(measured, derived) if m is not None and np.isfinite(p)]
     errs_paper = [abs(m - p) for m, p in zip(measured, paper) if m is not None and np.isfinite(p)]
     rank_agree = sum(r["learned_rank"] == r["predicted_rank"] for r in rows)
-    report = {"figure": "fig5-beta", "protocol": protocol, "beta": beta,
+    report = {"figure": "fig5-beta", "protocol": protocol, **settings_params(loss, run),
               "collapse_sigma_measured": measured, "collapse_sigma_derived": derived.tolist(),
               "collapse_sigma_paper": paper.tolist(), "grid_spacing": spacing,
               "max_abs_error_derived": max(errs, default=None), "max_abs_error_paper": max(errs_paper, default=None),

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import IsotropicNoise, gaussian_data
-from ..losses import get_loss
 from ..nonlinear import classify_regime, linear_regime, plane_probe, scale_probe, train_mlp
-from .common import write_csv
+from .common import settings_loss, write_csv
 from .fig1 import grid_rows
 
 __all__ = ["fig7_mlp", "run_nonlinear", "nonlinear_outputs"]
@@ -52,7 +51,7 @@ def run_nonlinear(loss, data, sigma, activation, widths, steps, lr, optimizer, s
 
 def fig7_mlp(cfg, out, seeds, engine, protocol, progress):
     fig, run = cfg["figure"], cfg["run"]
-    loss = get_loss(run.get("loss", "beta"), **({"beta": float(run["beta"])} if "beta" in run else {}))
+    loss = settings_loss(run)
     data = gaussian_data(int(run["n"]), [float(v) for v in run["variances"]], seed=0)
     a = np.linspace(*[float(v) for v in fig["a_range"][:2]], int(fig["a_range"][2]))
     r = np.linspace(-float(fig["r_max"]), float(fig["r_max"]), int(fig["grid"]))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validation as V
-from .registry import COMMON_PARAMS, LOSS_NAMES, REGISTRY, LossSpec, spec
+from .registry import COMMON_PARAMS, INFONCE_FAMILY, LOSS_NAMES, REGISTRY, LossSpec, infonce_numbers, spec
 
 __all__ = ["Loss", "get_loss", "LOSS_NAMES", "ENGINES", "REGISTRY", "LossSpec", "spec"]
 
@@ -94,6 +94,22 @@ class Loss:
     def beta(self):
         """Entropy weight of the InfoNCE family (None for other losses)."""
         return self.core_kwargs.get("beta")
+
+    def infonce_numbers(self):
+        """``(alpha, beta, both)`` of an InfoNCE-family loss (``both``: negatives from both views).
+
+        What the family's compiled cores, the control variate and the GPU probes take
+        (:func:`minissl.losses.registry.infonce_numbers`).
+
+        Raises
+        ------
+        ValueError
+            For a loss outside the InfoNCE family.
+        """
+        if self.name not in INFONCE_FAMILY:
+            raise ValueError(f"loss {self.name!r} is not of the InfoNCE family ({', '.join(INFONCE_FAMILY)}): "
+                             "it has no alpha, beta or negatives of that family.")
+        return infonce_numbers(self.core_kwargs)
 
     def core(self, y1, y2):
         """The NumPy reference core on (projected) outputs: ``(value, g1, g2)`` (no weight decay)."""
@@ -242,7 +258,9 @@ def get_loss(name, **params):
     if unknown:
         allowed = ", ".join(sorted(set(own_names) | set(COMMON_PARAMS)))
         bad = sorted(unknown)[0]
-        raise TypeError(f"get_loss({name!r}) got an unknown parameter {bad!r}; allowed: {allowed}.")
+        hint = (" (a bias is not part of the loss: pass b= to Loss.value_and_grad(W, x1, x2, b), or bias=True to "
+                "minissl.simulate to train one)" if bad in ("b", "bias") else "")
+        raise TypeError(f"get_loss({name!r}) got an unknown parameter {bad!r}; allowed: {allowed}{hint}.")
     own = {p.name: p.check(params.get(p.name, p.default)) for p in entry.params}
     common = {k: params.get(k, default) for k, default in COMMON_PARAMS.items()}
     return Loss(name, entry.core, own, **common)

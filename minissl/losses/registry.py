@@ -30,11 +30,17 @@ import numpy as np
 from .. import _validation as V
 from . import reference, simclr
 
-__all__ = ["Param", "LossSpec", "REGISTRY", "LOSS_NAMES", "COMMON_PARAMS", "spec", "names", "titles",
-           "KERNEL_INFONCE", "KERNEL_SCL", "KERNEL_BARLOW", "KERNEL_VICREG"]
+__all__ = ["Param", "LossSpec", "REGISTRY", "LOSS_NAMES", "COMMON_PARAMS", "PAPER_LOSS", "DEFAULT_LOSS", "INFONCE_FAMILY",
+           "QUARTIC_TRACE", "QUARTIC_BARLOW", "QUARTIC_FORMS", "TABLE1_VARIANTS", "spec", "names", "titles",
+           "option_params", "infonce_numbers", "KERNEL_INFONCE", "KERNEL_SCL", "KERNEL_BARLOW", "KERNEL_VICREG"]
 
 # ids of the compiled step kernels (minissl.losses.step.linear_step dispatches on them)
 KERNEL_INFONCE, KERNEL_SCL, KERNEL_BARLOW, KERNEL_VICREG = 0, 1, 2, 3
+
+# the forms of the fourth-order term of the effective landscape (minissl.Landscape.quartic):
+# Prop. 1's k Tr[(W S W^T)^2], and Barlow Twins' sum_k G_kk^2 + lam sum_{k != l} G_kl^2
+QUARTIC_TRACE, QUARTIC_BARLOW = "trace", "barlow"
+QUARTIC_FORMS = (QUARTIC_TRACE, QUARTIC_BARLOW)
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,16 @@ def _centered(A0, mean):
 
 # ----------------------------------------------------------------------------- InfoNCE family
 
+def infonce_numbers(kw):
+    """``(alpha, beta, both)`` of an InfoNCE-family loss from its core arguments ``kw``.
+
+    ``alpha`` weighs the positive pair in the denominator, ``beta`` the entropy term (Eq. 7,
+    Sec. 4.2) and ``both`` is True when the negatives come from both views (``v = 2``).
+    The one place that reads these numbers by name (:meth:`minissl.losses.Loss.infonce_numbers`).
+    """
+    return float(kw["alpha"]), float(kw["beta"]), kw["negatives"] == "both"
+
+
 def _infonce_B(kw, A0, C, n, mean, d1):
     """``B = beta v N / (v (N - 1) + alpha) A0c - (1 - beta) C`` (N -> inf: factor 1).
 
@@ -176,8 +192,8 @@ def _infonce_B(kw, A0, C, n, mean, d1):
     the paper's ``A0 - (1 - alpha) C / N`` (Eq. 8) and ``A0 - (1 - beta) C`` (Sec. 4.2)
     are not what the losses give (docs/errata.md E2, E3).
     """
-    alpha, beta = kw["alpha"], kw["beta"]
-    views = 2 if kw["negatives"] == "both" else 1
+    alpha, beta, both = infonce_numbers(kw)
+    views = 2 if both else 1
     factor = 1.0 if n is None else views * n / (views * (n - 1) + alpha)
     return beta * factor * _centered(A0, mean) - (1.0 - beta) * C
 
@@ -198,7 +214,8 @@ def _infonce_family(name, title, params, fixed, paper_B, table1, paper_critical_
     return LossSpec(
         name=name, title=title, params=params, core=reference.infonce_core, fixed=fixed,
         kernel=_infonce_kernel, kernel_id=KERNEL_INFONCE,
-        kernel_params=lambda kw: (kw["alpha"], kw["beta"]), family="infonce",
+        kernel_params=lambda kw: infonce_numbers(kw)[:2],  # (alpha, beta); the loops pass ``both`` apart
+        family="infonce",
         effective_B=_infonce_B, paper_B=paper_B, quartic=_infonce_quartic,
         translation_invariant=lambda kw: True, control_variate=True, trace_theory=True, mlp=True,
         table1=table1, paper_critical_n=paper_critical_n)
@@ -292,7 +309,7 @@ _BARLOW = LossSpec(
     kernel_params=lambda kw: (kw["lam"], 1.0 if kw["standardize"] else 0.0, kw["eps"]),
     effective_B=_barlow_B, paper_B=lambda kw, A0, C, n: A0 + C,
     # raw cross-correlation only (effective_B rejects the standardised one)
-    quartic=lambda kw, A0, C, mean: {"S": A0, "Sigma": A0 + C, "quartic": "barlow", "lam": kw["lam"]},
+    quartic=lambda kw, A0, C, mean: {"S": A0, "Sigma": A0 + C, "quartic": QUARTIC_BARLOW, "lam": kw["lam"]},
     translation_invariant=lambda kw: bool(kw["standardize"]),
     table1={"loss": "Barlow Twins (raw cross-correlation)", "hessian": "2 A0", "paper_hessian": "A0 + C",
         "dim": False, "complete": False, "paper_dim": False, "paper_complete": False,
@@ -359,6 +376,45 @@ _SIMCLR = LossSpec(
 REGISTRY = {s.name: s for s in (_INFONCE, _WEIGHTED, _BETA, _SCL, _BARLOW, _VICREG, _SIMCLR)}
 LOSS_NAMES = tuple(REGISTRY)
 
+# the paper's running example (beta-InfoNCE, Sec. 4.2; its default beta = 1/2 is the paper's
+# choice): the default loss of the commands and of the theory's phase diagram
+PAPER_LOSS = _BETA.name
+# the library's default loss (minissl.simulate); the CLI defaults to PAPER_LOSS
+DEFAULT_LOSS = _INFONCE.name
+# the losses of the InfoNCE family (one core, one kernel, one landscape form)
+INFONCE_FAMILY = tuple(s.name for s in REGISTRY.values() if s.family == "infonce")
+
+
+# ----------------------------------------------------------------------------- Table 1: variants
+
+# Table 1's rows for the variants every loss takes (the common parameters ``normalize`` and
+# ``weight_decay``, and a bias ``b``), beside the loss rows of the field ``table1`` above
+# (minissl.theory.table1 reads both). A witness without a ``loss`` key is PAPER_LOSS with the
+# parameters it gives.
+TABLE1_VARIANTS = (
+    {"loss": "+ normalization", "key": None, "variant": "normalize",
+     "hessian": "- (kappa -> inf: Theorem 2)", "paper_hessian": "-",
+     "dim": True, "complete": False, "paper_dim": True, "paper_complete": False,
+     "note": "rho = c is enforced, so W = 0 is excluded; Eq. (13) decides which directions survive.",
+     "erratum": None,
+     "witness": {"dim": {"beta": 0.5, "variances": [0.01, 100.0], "sigma": 1.0}}},
+    {"loss": "+ bias (with normalization)", "key": None, "variant": "bias",
+     "hessian": "-", "paper_hessian": "-",
+     "dim": True, "complete": True, "paper_dim": True, "paper_complete": True,
+     "note": "Stationary points: unnormalized ones with rho <= c (|b|^2 = c - rho) and the "
+             "normalized ones with b = 0; complete collapse W = 0, |b|^2 = c is a minimum iff B <= 0.",
+     "erratum": "E8",
+     "witness": {"dim": {"beta": 0.5, "variances": [1.0, 4.0], "sigma": 1.5},
+                 "complete": {"beta": 0.5, "variances": [1.0, 4.0], "sigma": 3.0}}},
+    {"loss": "+ weight decay", "key": None, "variant": "weight_decay",
+     "hessian": "B - gamma I", "paper_hessian": "+ gamma I (sign as printed)",
+     "dim": True, "complete": True, "paper_dim": True, "paper_complete": True,
+     "note": "Weight decay gamma ||W||^2 lowers every eigenvalue of B by gamma.",
+     "erratum": "E7",
+     "witness": {"dim": {"loss": "infonce", "weight_decay": 2.0, "variances": [1.0, 4.0], "sigma": 1.0},
+                 "complete": {"loss": "infonce", "weight_decay": 5.0, "variances": [1.0, 4.0], "sigma": 1.0}}},
+)
+
 
 def spec(name):
     """The :class:`LossSpec` of loss ``name`` (ValueError naming the allowed ones)."""
@@ -369,6 +425,17 @@ def spec(name):
 def names(where=None):
     """Loss names, in registry order, whose spec satisfies ``where(spec)`` (all by default)."""
     return tuple(n for n, s in REGISTRY.items() if where is None or where(s))
+
+
+def option_params(losses=None):
+    """Names of the parameters of ``losses`` (all by default) that are options of their own
+    (``Param.cli``), in registry order, each once.
+
+    These are also the loss parameters :func:`minissl.simulate` and the settings files take by
+    name (VICReg's are not: its ``cov`` would be read as the data covariance).
+    """
+    losses = LOSS_NAMES if losses is None else losses
+    return tuple(dict.fromkeys(p.name for n in losses for p in spec(n).params if p.cli))
 
 
 def titles():

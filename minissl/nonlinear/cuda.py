@@ -244,7 +244,7 @@ def plane_probe_gpu(mlp, loss, x, augmentation, r_values, draws=16, seed=1, thre
     """As :func:`minissl.nonlinear.probes.plane_probe`, one device thread per grid point."""
     require()
     check_probe_loss(loss)
-    kw = loss.core_kwargs
+    alpha, beta, both = loss.infonce_numbers()
     if mlp.W3.shape[0] > 8:
         raise ValueError(f"output dimension {mlp.W3.shape[0]}: the grid kernel supports at most 8.")
     r = np.ascontiguousarray(r_values, dtype=np.float64)
@@ -256,6 +256,5 @@ def plane_probe_gpu(mlp, loss, x, augmentation, r_values, draws=16, seed=1, thre
     m = r.size
     out = np.empty(m * m)
     _kernels()["grid"][_blocks(m * m, threads), threads](F1, F2, np.ascontiguousarray(U), big, small,
-                                                         np.ascontiguousarray(Vt), r, float(kw["alpha"]),
-                                                         float(kw["beta"]), kw["negatives"] == "both", out)
+                                                         np.ascontiguousarray(Vt), r, alpha, beta, both, out)
     return out.reshape(m, m)

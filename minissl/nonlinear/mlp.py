@@ -160,11 +160,11 @@ def z_loss(loss, z1, z2, engine):
     """
     y1, c1 = loss.project(z1)
     y2, c2 = loss.project(z2)
-    kw = loss.core_kwargs
     if engine == "numba":
         from ..losses.kernels import infonce_core
 
-        value, g1, g2 = infonce_core(y1, y2, kw["alpha"], kw["beta"], kw["negatives"])
+        # the compiled twin of the loss's reference core takes the same arguments
+        value, g1, g2 = infonce_core(y1, y2, **loss.core_kwargs)
     else:
         value, g1, g2 = loss.core(y1, y2)
     return value, loss.project_backward(g1, c1), loss.project_backward(g2, c2)

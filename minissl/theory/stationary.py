@@ -39,6 +39,7 @@ import numpy as np
 
 from .. import _validation as V
 from ..landscape import Landscape
+from ..losses.registry import QUARTIC_TRACE
 
 __all__ = ["StationaryPoint", "Whitened", "whiten", "stationary_points", "global_minimum", "count_masks",
            "classify", "normalized_gap", "survives_normalization"]
@@ -122,7 +123,7 @@ class StationaryPoint:
 def _check_land(land, kappa, bias):
     if not isinstance(land, Landscape):
         raise TypeError(f"land == {land!r}, must be a minissl.Landscape.")
-    if land.quartic != "trace":
+    if land.quartic != QUARTIC_TRACE:
         raise ValueError("the closed forms need quartic='trace'; use Landscape.minimize() for 'barlow'.")
     kappa = land.kappa if kappa is None else kappa
     kappa = V.check_scalar("kappa", kappa, lo=0.0, allow_inf=True)

@@ -14,39 +14,16 @@ are drawn from, ``C`` the augmentation covariance.
 
 from __future__ import annotations
 
-from ..losses.registry import REGISTRY
+from ..losses.registry import REGISTRY, TABLE1_VARIANTS
 
 __all__ = ["TABLE1", "table1", "format_table1"]
 
-# rows of the losses come from the registry (minissl.losses.registry, field ``table1``);
-# the variants below apply to any loss
-_VARIANTS = (
-    {"loss": "+ normalization", "key": None, "variant": "normalize",
-     "hessian": "- (kappa -> inf: Theorem 2)", "paper_hessian": "-",
-     "dim": True, "complete": False, "paper_dim": True, "paper_complete": False,
-     "note": "rho = c is enforced, so W = 0 is excluded; Eq. (13) decides which directions survive.",
-     "erratum": None,
-     "witness": {"dim": {"beta": 0.5, "variances": [0.01, 100.0], "sigma": 1.0}}},
-    {"loss": "+ bias (with normalization)", "key": None, "variant": "bias",
-     "hessian": "-", "paper_hessian": "-",
-     "dim": True, "complete": True, "paper_dim": True, "paper_complete": True,
-     "note": "Stationary points: unnormalized ones with rho <= c (|b|^2 = c - rho) and the "
-             "normalized ones with b = 0; complete collapse W = 0, |b|^2 = c is a minimum iff B <= 0.",
-     "erratum": "E8",
-     "witness": {"dim": {"beta": 0.5, "variances": [1.0, 4.0], "sigma": 1.5},
-                 "complete": {"beta": 0.5, "variances": [1.0, 4.0], "sigma": 3.0}}},
-    {"loss": "+ weight decay", "key": None, "variant": "weight_decay",
-     "hessian": "B - gamma I", "paper_hessian": "+ gamma I (sign as printed)",
-     "dim": True, "complete": True, "paper_dim": True, "paper_complete": True,
-     "note": "Weight decay gamma ||W||^2 lowers every eigenvalue of B by gamma.",
-     "erratum": "E7",
-     "witness": {"dim": {"loss": "infonce", "weight_decay": 2.0, "variances": [1.0, 4.0], "sigma": 1.0},
-                 "complete": {"loss": "infonce", "weight_decay": 5.0, "variances": [1.0, 4.0], "sigma": 1.0}}},
-)
-
+# rows of the losses and of the variants every loss takes come from the registry
+# (minissl.losses.registry: the field ``table1`` and TABLE1_VARIANTS)
 TABLE1 = tuple({"loss": s.table1["loss"], "key": s.name, "variant": None,
                 **{k: v for k, v in s.table1.items() if k != "loss"}}
-               for s in REGISTRY.values() if s.table1 is not None) + _VARIANTS
+               for s in REGISTRY.values() if s.table1 is not None) + TABLE1_VARIANTS
+
 
 def table1():
     """The rows of :data:`TABLE1` (copies) with a ``differs`` flag per row.

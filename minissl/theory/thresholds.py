@@ -16,6 +16,7 @@ from scipy import linalg, optimize
 
 from .. import _validation as V
 from ..landscape import Landscape, _check_loss, effective_B, paper_B
+from ..losses.registry import PAPER_LOSS, QUARTIC_TRACE
 from .stationary import global_minimum, normalized_gap, whiten
 
 __all__ = ["collapse_thresholds", "critical_n_weighted", "beta_critical_sigma", "PhaseDiagram",
@@ -44,7 +45,7 @@ def landscape_for(loss, A0, C, n=None, mean=None, d1=None, constants="derived"):
     from ..landscape import effective_landscape
 
     land = effective_landscape(base, A0, C, n=n, mean=mean, d1=d1)
-    if land.quartic != "trace":
+    if land.quartic != QUARTIC_TRACE:
         raise ValueError(f"{loss.name}: its quartic term is not of the trace form; the closed forms "
                          "do not apply (use Landscape.minimize).")
     return Landscape(B=land.B, S=land.S, k=land.k, Sigma=land.Sigma, c=loss.c)
@@ -328,7 +329,8 @@ def phase_diagram(sigmas, thetas, loss=None, variances=(1.0, 1.0), content_dims=
     sigmas, thetas : array_like
         Grid (sigma >= 0, theta in [0, 1]).
     loss : Loss, optional
-        Default ``get_loss("beta", beta=0.5)`` (the paper's choice).
+        Default ``get_loss(PAPER_LOSS)``: beta-InfoNCE with its default beta = 1/2 (the
+        paper's choice; :data:`minissl.losses.registry.PAPER_LOSS`).
     variances : sequence of float
         Clean-data variances; the paper is silent, default ``(1, 1)``.
     content_dims : int, optional
@@ -339,7 +341,7 @@ def phase_diagram(sigmas, thetas, loss=None, variances=(1.0, 1.0), content_dims=
     from ..data import StructuredNoise
     from ..losses import get_loss
 
-    loss = get_loss("beta", beta=0.5) if loss is None else _check_loss(loss)
+    loss = get_loss(PAPER_LOSS) if loss is None else _check_loss(loss)
     sig = V.check_array("sigmas", sigmas, ndim=1, dtype=np.float64)
     th = V.check_array("thetas", thetas, ndim=1, dtype=np.float64)
     if sig.size == 0 or th.size == 0 or np.any(sig < 0) or np.any((th < 0) | (th > 1)):

@@ -16,6 +16,7 @@ import numpy as np
 from .. import _validation as V
 from ..data import Augmentation, Dataset
 from ..losses import ENGINES, LOSS_NAMES, Loss, get_loss
+from ..losses.registry import DEFAULT_LOSS
 from .optim import OPTIMIZERS, SCHEDULES
 
 __all__ = ["RunConfig", "MODELS", "NOISE_MODES", "INITS", "DEFAULT_VARIANCES", "DEFAULT_N"]
@@ -46,7 +47,7 @@ class RunConfig:
         other; the message names the setting and its value.
     """
 
-    loss: Any = "infonce"
+    loss: Any = DEFAULT_LOSS
     loss_params: dict = field(default_factory=dict)
     data: Dataset | None = None
     n: int | None = None
@@ -87,7 +88,7 @@ class RunConfig:
     alignment_alpha: float = 2.0
 
     @classmethod
-    def from_kwargs(cls, loss="infonce", **kwargs):
+    def from_kwargs(cls, loss=DEFAULT_LOSS, **kwargs):
         """``RunConfig`` from :func:`minissl.simulate`'s arguments (loss parameters among them)."""
         names = cls.__dataclass_fields__
         settings = {k: v for k, v in kwargs.items() if k in names and k != "loss_params"}

@@ -150,7 +150,7 @@ def _control_mean(cfg, data, C, augmentation):
             f"control_variate=True applies to the exact InfoNCE family ({family}) without normalization, with "
             f"fresh Gaussian augmentation; not loss {loss.name!r} (normalize={loss.normalize}), model "
             f"{cfg.model!r}, noise {cfg.noise!r}, augmentation {augmentation.name!r}.")
-    return cvm.quadratic_moment_mean(np.asarray(data.x, dtype=np.float64), C, *cvm.family_numbers(loss))
+    return cvm.quadratic_moment_mean(np.asarray(data.x, dtype=np.float64), C, *loss.infonce_numbers())
 
 
 def _effective_gradient(P):
@@ -169,7 +169,7 @@ def _effective_gradient(P):
 def _sampled_gradient(P):
     cfg = P.config
     loss, augmentation, x, Mbar = cfg.loss, P.augmentation, P.x, P.Mbar
-    numbers = cvm.family_numbers(loss) if Mbar is not None else None
+    numbers = loss.infonce_numbers() if Mbar is not None else None
 
     def grad_fn(W, b):
         if cfg.noise == "fresh":

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..data import Dataset
 from ..losses import Loss
+from ..losses.registry import DEFAULT_LOSS
 from ..metrics import spectrum
 from . import diagnostics
 from .config import RunConfig
@@ -107,7 +108,7 @@ class SimulationResult:
         return A + self.C
 
 
-def simulate(loss="infonce", *, data=None, n=None, variances=None,
+def simulate(loss=DEFAULT_LOSS, *, data=None, n=None, variances=None,
              cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
              scale_b=1.0, d1=None, model="exact", steps=3000, lr=3e-3, optimizer="adam",
              momentum=0.0, lr_schedule="cosine", lr_final=None, noise="fresh",

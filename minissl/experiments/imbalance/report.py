@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .settings import level_label
+from .settings import LOSSES, ROBUST_LOSS, level_label
 from .verdicts import DEGENERATE_PROBE, pct
 
 __all__ = ["format_level_table", "verdict_lines", "summary_lines", "agreement_line", "markdown", "drawer"]
@@ -58,9 +58,9 @@ def _excluded_note(vs):
 
 
 def _numbers(v):
-    if v["scl"] is None:
+    if v[ROBUST_LOSS] is None:
         return v["label"]
-    return f"{v['label']} {v['scl']:.3g} vs {v['reference']:.3g}"
+    return f"{v['label']} {v[ROBUST_LOSS]:.3g} vs {v['reference']:.3g}"
 
 
 def verdict_lines(report):
@@ -72,7 +72,7 @@ def verdict_lines(report):
         n, degenerate = first["n"], first["degenerate"]
         parts = []
         for v in vs.values():
-            if v["scl"] is None:
+            if v[ROBUST_LOSS] is None:
                 parts.append(f"{v['label']}: {v['verdict']}")
                 continue
             thr = ("" if v["threshold"] is None
@@ -202,7 +202,7 @@ def drawer(report, s):
     lv = report["levels"]  # keys (strings); s["levels"] the numbers
     geo = s["scheme"] == "geometric"
     xs = list(s["levels"]) if geo else [0.0 if math.isinf(v) else 1.0 / v for v in s["levels"]]  # dirichlet: 1/alpha
-    colors = {"infonce": "C0", "weighted": "C2", "scl": "C3"}
+    colors = dict(zip(LOSSES, ("C0", "C2", "C3")))
     panels = (("spectrum_change", "normalised spectrum change"), ("angle", "top-subspace angle to balanced (deg)"),
               ("probe_accuracy", "linear-probe balanced accuracy"), ("minority_accuracy", "minority-class accuracy"))
 
@@ -221,9 +221,9 @@ def drawer(report, s):
                         label=f"{loss}: derived, same seeds")
                 ax.plot(xs, pick(report["theory_ensemble"], loss, "derived", key), "--", color=c, lw=1.0,
                         label=f"{loss}: derived, {s['theory_seeds']} geometries")
-                if loss == "scl":  # the paper's InfoNCE (B = A0, uncentred, k = 1) is the derived SCL up to 2x
+                if loss == ROBUST_LOSS:  # the paper's InfoNCE (B = A0, uncentred, k = 1) is the derived SCL up to 2x
                     ax.plot(xs, pick(report["theory_ensemble"], loss, "paper", key), ":", color=c, lw=1.6,
-                            label=f"scl: paper's B = 2C, {s['theory_seeds']} geometries")
+                            label=f"{loss}: paper's B = 2C, {s['theory_seeds']} geometries")
             ax.set_xscale("symlog", linthresh=1.0 if geo else 0.1)
             ax.set_xlabel("imbalance ratio n_max / n_min" if geo else "1 / alpha (Dirichlet)")
             ax.set_ylabel(label, fontsize=8)

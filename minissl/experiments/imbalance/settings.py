@@ -9,16 +9,22 @@ import numpy as np
 
 from ... import _validation as V
 from ...data import IMBALANCE_SCHEMES as SCHEMES
+from ...losses import registry
 from ..common import load_settings as load_figure_settings
+from ..common import settings_error
 from .geometry import check_draws
 
-__all__ = ["FIGURE", "LOSSES", "SCHEMES", "SOURCES", "INFONCE_FAMILY", "load_settings", "check_levels", "level_key",
-           "level_label"]
+__all__ = ["FIGURE", "LOSSES", "ROBUST_LOSS", "SCHEMES", "SOURCES", "INFONCE_FAMILY", "load_settings", "check_levels",
+           "level_key", "level_label"]
 
 FIGURE = "imbalance"
-LOSSES = ("infonce", "weighted", "scl")
+# Sec. 4.3: SCL's B = 2C does not depend on the data, so the paper expects it to be the loss robust to
+# imbalance; it is compared with InfoNCE (Eq. 1) and the paper's NT-Xent (weighted InfoNCE, alpha = 0)
+ROBUST_LOSS = "scl"
+LOSSES = ("infonce", "weighted", ROBUST_LOSS)
 SOURCES = ("learned", "derived", "paper")
-INFONCE_FAMILY = ("infonce", "weighted")
+# the reference losses: those of the InfoNCE family (their control variate and expansion parameter u)
+INFONCE_FAMILY = tuple(n for n in LOSSES if n in registry.INFONCE_FAMILY)
 _SIGMA_RANGE = 1e3        # sigma within [1/_SIGMA_RANGE, _SIGMA_RANGE] x the data scale sqrt(radius^2 + within^2)
 
 
@@ -64,6 +70,7 @@ def level_label(scheme, level):
 _FIG_KEYS = ("classes", "dim", "d1", "radius", "within", "center_means", "scheme", "levels", "losses",
              "stratified", "test_per_class", "seeds", "theory_seeds")
 _TRAIN_KEYS = ("steps", "lr", "optimizer", "lr_schedule", "noise", "replicates", "init_scale", "init")
+_RUN_OVERRIDES = ("n", "sigma", "steps")  # the overrides that replace [run] settings (the others: [figure])
 
 
 def load_settings(quick, overrides):
@@ -82,48 +89,73 @@ def load_settings(quick, overrides):
     Raises
     ------
     ValueError, TypeError
-        Naming the setting (as the CLI option) and the allowed values; also when a level leaves
-        fewer than 2 non-empty classes (:func:`~.geometry.check_draws`).
+        Naming the setting and the allowed values: as the CLI option when an override gave it,
+        else with the settings file and its section (:func:`~minissl.experiments.common.settings_error`);
+        also when a level leaves fewer than 2 non-empty classes (:func:`~.geometry.check_draws`).
     """
     cfg = load_figure_settings(FIGURE, quick=quick)
     fig, run = dict(cfg["figure"]), dict(cfg["run"])
     missing = [k for k in _FIG_KEYS if k not in fig] + [k for k in ("n", "sigma", "steps") if k not in run]
     if missing:
         raise ValueError(f"settings file {cfg['path']!r}: lacks {missing}.")
+    unknown = sorted(set(fig) - set(_FIG_KEYS))
+    if unknown:
+        raise settings_error(cfg, "figure", ValueError(
+            f"has unknown key(s) {unknown}; allowed: {', '.join(sorted(_FIG_KEYS))}."))
     if overrides.get("scheme") not in (None, fig["scheme"]) and overrides.get("levels") is None:
         raise ValueError(f"scheme == {overrides['scheme']!r} differs from the settings file's {fig['scheme']!r}: "
                          "give its levels too (geometric: ratios >= 1; dirichlet: alpha > 0 or inf).")
     for key, val in overrides.items():
         if val is not None:
-            (run if key in ("n", "sigma", "steps") else fig)[key] = val
+            (run if key in _RUN_OVERRIDES else fig)[key] = val
+
+    def check(key, fn, **bounds):
+        """``fn(key, value, **bounds)``; an error names the settings file when the value is the file's."""
+        part, values = ("run", run) if key in _RUN_OVERRIDES else ("figure", fig)
+        try:
+            return fn(key, values[key], **bounds)
+        except (ValueError, TypeError) as exc:
+            if overrides.get(key) is not None:
+                raise  # the option's value: the CLI names the option
+            raise settings_error(cfg, (part, key), exc) from None
+
     s = {"path": cfg["path"]}
-    s["classes"] = V.check_int("classes", fig["classes"], lo=2)
-    s["dim"] = V.check_int("dim", fig["dim"], lo=1)
-    s["d1"] = V.check_int("d1", fig["d1"], lo=1, hi=s["dim"])
-    s["radius"] = V.check_scalar("radius", fig["radius"], lo=0.0, lo_open=True)
-    s["within"] = V.check_scalar("within", fig["within"], lo=0.0, lo_open=True)
-    s["center_means"] = V.check_bool("center_means", fig["center_means"])
-    s["stratified"] = V.check_bool("stratified", fig["stratified"])
-    s["scheme"] = V.check_choice("scheme", fig["scheme"], SCHEMES)
-    s["levels"] = check_levels(s["scheme"], fig["levels"])
-    losses = fig["losses"]
-    if isinstance(losses, (str, bytes)) or not hasattr(losses, "__iter__") or not list(losses):
-        raise ValueError(f"losses == {losses!r}, must be a non-empty list of {', '.join(LOSSES)}.")
-    s["losses"] = list(dict.fromkeys(V.check_choice("losses", v, LOSSES) for v in losses))
-    s["test_per_class"] = V.check_int("test_per_class", fig["test_per_class"], lo=1)
-    s["seeds"] = V.check_int("seeds", fig["seeds"], lo=1)
-    s["theory_seeds"] = max(V.check_int("theory_seeds", fig["theory_seeds"], lo=1), s["seeds"])
-    s["n"] = V.check_int("n", run["n"], lo=2)
-    if s["n"] < s["classes"]:
-        raise ValueError(f"n == {s['n']}, must be >= {s['classes']} (classes) so that every class can have a sample.")
-    s["sigma"] = _check_sigma(run["sigma"], s["radius"], s["within"])
+    s["classes"] = check("classes", V.check_int, lo=2)
+    s["dim"] = check("dim", V.check_int, lo=1)
+    s["d1"] = check("d1", V.check_int, lo=1, hi=s["dim"])
+    s["radius"] = check("radius", V.check_scalar, lo=0.0, lo_open=True)
+    s["within"] = check("within", V.check_scalar, lo=0.0, lo_open=True)
+    s["center_means"] = check("center_means", V.check_bool)
+    s["stratified"] = check("stratified", V.check_bool)
+    s["scheme"] = check("scheme", V.check_choice, choices=SCHEMES)
+    s["levels"] = check("levels", lambda _, v: check_levels(s["scheme"], v))
+    s["losses"] = check("losses", _check_losses)
+    s["test_per_class"] = check("test_per_class", V.check_int, lo=1)
+    s["seeds"] = check("seeds", V.check_int, lo=1)
+    s["theory_seeds"] = max(check("theory_seeds", V.check_int, lo=1), s["seeds"])
+    s["n"] = check("n", _check_n, classes=s["classes"])
+    s["sigma"] = check("sigma", lambda _, v: _check_sigma(v, s["radius"], s["within"]))
     s["train"] = {k: run[k] for k in _TRAIN_KEYS if k in run}
-    s["train"]["steps"] = V.check_int("steps", run["steps"], lo=1)
+    s["train"]["steps"] = check("steps", V.check_int, lo=1)
     s["control_variate"] = V.check_bool("control_variate", run.get("control_variate", False))
     s["max_steps"] = run.get("max_steps")
     s["max_replicates"] = run.get("max_replicates")
-    check_draws(s)
+    check("levels", lambda _, v: check_draws(s))
     return s
+
+
+def _check_n(name, n, classes):
+    n = V.check_int(name, n, lo=2)
+    if n < classes:
+        raise ValueError(f"{name} == {n}, must be >= {classes} (classes) so that every class can have a sample.")
+    return n
+
+
+def _check_losses(name, losses):
+    """A non-empty list of :data:`LOSSES`, each once (in the order given)."""
+    if isinstance(losses, (str, bytes)) or not hasattr(losses, "__iter__") or not list(losses):
+        raise ValueError(f"{name} == {losses!r}, must be a non-empty list of {', '.join(LOSSES)}.")
+    return list(dict.fromkeys(V.check_choice(name, v, LOSSES) for v in losses))
 
 
 def _check_sigma(sigma, radius, within):

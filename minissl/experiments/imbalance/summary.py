@@ -9,7 +9,7 @@ import numpy as np
 
 from ...metrics import eigenspace_angle
 from .geometry import seed_setup
-from .settings import FIGURE, INFONCE_FAMILY, SOURCES, level_key, level_label
+from .settings import FIGURE, INFONCE_FAMILY, ROBUST_LOSS, SOURCES, level_key, level_label
 from .verdicts import errata_e4, robustness_verdicts
 
 __all__ = ["METRICS", "learned_rows", "ensemble_rows", "summarise"]
@@ -94,15 +94,16 @@ def summarise(s, recs, ens, rows, ens_rows, empty):
                     e[key], e[key + "_se"] = _stats([r[key] for r in sel])
                 ens_table.append(e)
     ref = next((x for x in losses if x in INFONCE_FAMILY), None)
-    verdicts = robustness_verdicts(s, recs, ens, ref) if "scl" in losses and ref is not None and last > 0 else {}
+    verdicts = robustness_verdicts(s, recs, ens, ref) if ROBUST_LOSS in losses and ref is not None and last > 0 else {}
     between = []
-    if "scl" in losses and ref is not None:
+    if ROBUST_LOSS in losses and ref is not None:
         ksub = min(s["d1"], s["classes"] - 1)
         for li, level in enumerate(lv):
             entry = {"level": level_key(level)}
             for src in ("learned", "derived"):
-                entry[src] = float(np.mean([eigenspace_angle(recs["scl", sd, li, src]["M"], recs[ref, sd, li, src]["M"],
-                                                            ksub) for sd in range(s["seeds"])]))
+                entry[src] = float(np.mean([eigenspace_angle(recs[ROBUST_LOSS, sd, li, src]["M"],
+                                                             recs[ref, sd, li, src]["M"], ksub)
+                                            for sd in range(s["seeds"])]))
             between.append(entry)
     level_stats = []
     setup0 = seed_setup(s, 0)
@@ -138,7 +139,7 @@ def summarise(s, recs, ens, rows, ens_rows, empty):
     return {"figure": FIGURE, "levels": [level_key(v) for v in lv],
             "level_labels": [level_label(s["scheme"], v) for v in lv], "reference_loss": ref,
             "level_stats": level_stats, "table": table, "theory_ensemble": ens_table, "verdicts": verdicts,
-            "errata_E4": errata_e4(s, rows) if "scl" in losses else None, "between_losses": between,
+            "errata_E4": errata_e4(s, rows) if ROBUST_LOSS in losses else None, "between_losses": between,
             "agreement": agreement, "converged": f"{n_conv}/{len(learned_rows)}",
             "all_converged": n_conv == len(learned_rows)}
 

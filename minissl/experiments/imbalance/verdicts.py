@@ -8,6 +8,8 @@ import math
 import numpy as np
 from scipy import stats as _scipy_stats
 
+from .settings import ROBUST_LOSS
+
 __all__ = ["ROBUST", "DEGENERATE_PROBE", "robustness_verdicts", "errata_e4", "pct"]
 
 DEGENERATE_PROBE = 1.5    # a balanced probe accuracy below this x chance (1/K) marks a degenerate representation
@@ -35,7 +37,7 @@ def _compare(a, b, floor0, unit="seed"):
     n = int(d.size)
     mean = float(d.mean())
     scale = max(abs(float(a.mean())), abs(float(b.mean())), 1e-300)
-    out = {"scl": float(a.mean()), "reference": float(b.mean()), "difference": mean, "difference_se": None,
+    out = {ROBUST_LOSS: float(a.mean()), "reference": float(b.mean()), "difference": mean, "difference_se": None,
            "t_quantile": None, "threshold": None, "relative": mean / scale, "n": n}
     if n == 1:
         return {**out, "verdict": f"undetermined (1 {unit})"}
@@ -60,7 +62,7 @@ def _degenerate(store, losses, seeds, last, src, classes):
     reasons = []
     chance = 1.0 / classes
     for loss in losses:
-        name = "SCL" if loss == "scl" else loss
+        name = "SCL" if loss == ROBUST_LOSS else loss
         zero = sum(any(store[loss, sd, li, src]["rank"] == 0 for li in (0, last)) for sd in seeds)
         if zero:
             reasons.append(f"{name}'s W^T W has rank 0 in {zero} of {len(seeds)} "
@@ -81,7 +83,7 @@ def robustness_verdicts(s, recs, ens, ref):
     for a degenerate representation, ``"undetermined: no converged seeds"`` without seeds).
     """
     last = len(s["levels"]) - 1
-    pair = ("scl", ref)
+    pair = (ROBUST_LOSS, ref)
     out = {}
     for src, store, nseed in (("learned", recs, s["seeds"]), ("derived", ens, s["theory_seeds"]),
                               ("paper", ens, s["theory_seeds"])):
@@ -96,10 +98,11 @@ def robustness_verdicts(s, recs, ens, ref):
         out[src] = {}
         for key, label in ROBUST:
             if not seeds:
-                e = {"scl": None, "reference": None, "difference": None, "difference_se": None, "t_quantile": None,
-                     "threshold": None, "relative": None, "n": 0, "verdict": "undetermined: no converged seeds"}
+                e = {ROBUST_LOSS: None, "reference": None, "difference": None, "difference_se": None,
+                     "t_quantile": None, "threshold": None, "relative": None, "n": 0,
+                     "verdict": "undetermined: no converged seeds"}
             else:
-                e = _compare([store["scl", sd, last, src][key] for sd in seeds],
+                e = _compare([store[ROBUST_LOSS, sd, last, src][key] for sd in seeds],
                              [store[ref, sd, last, src][key] for sd in seeds], _FLOORS[key], unit)
             e["comparison"] = e["verdict"]
             e["degenerate"] = degenerate
@@ -116,7 +119,7 @@ def pct(x):
 
 def errata_e4(s, rows):
     """Does this run confirm errata E4 (SCL learns B = 2 A0, not the paper's B = 2C)? Converged runs only."""
-    sel = [r for r in rows if r["source"] == "learned" and r["loss"] == "scl"]
+    sel = [r for r in rows if r["source"] == "learned" and r["loss"] == ROBUST_LOSS]
     conv = [r for r in sel if r["converged"]]
     out = {"criteria": f"max relative error vs derived <= {_E4_MAX_REL_ERROR:.0%} and subspace angle vs paper "
                        f">= {_E4_MIN_ANGLE:g} deg, over converged SCL runs",
