@@ -38,17 +38,10 @@ from scipy import optimize
 
 from . import _validation as V
 from ._config import CACHE, FASTMATH
+from .losses import check_loss_object
 from .losses.registry import QUARTIC_FORMS, QUARTIC_TRACE
 
 __all__ = ["Landscape", "effective_B", "effective_landscape", "paper_B", "predict", "descend_batch"]
-
-
-def _check_loss(loss):
-    from .losses import Loss
-
-    if not isinstance(loss, Loss):
-        raise TypeError(f"loss == {loss!r}, must be a Loss from minissl.get_loss(...).")
-    return loss
 
 
 def _refuse_without_B(loss, what):
@@ -98,7 +91,7 @@ def effective_B(loss, A0, C, n=None, mean=None, d1=None):
     C / N`` (Eq. 8, Table 1) is not what Eq. (7) gives, and beta-InfoNCE has
     ``beta A0 - (1-beta) C``, not ``A0 - (1-beta) C`` (Sec. 4.2). See docs/errata.md.
     """
-    _check_loss(loss)
+    check_loss_object(loss)
     _refuse_without_B(loss, "effective B")
     A0 = V.check_covariance("A0", A0)
     C = V.check_covariance("C", C, dim=A0.shape[0])
@@ -123,7 +116,7 @@ def paper_B(loss, A0, C, n=None):
     ``A0 - (1 - beta) C``; SCL ``2 C`` (Eq. 15); Barlow Twins ``A0 + C`` (Table 1);
     weight decay ``- gamma I``. These are *not* the true constants; see docs/errata.md.
     """
-    _check_loss(loss)
+    check_loss_object(loss)
     _refuse_without_B(loss, "B printed in the paper")
     A0 = V.check_covariance("A0", A0)
     C = V.check_covariance("C", C, dim=A0.shape[0])
@@ -390,7 +383,7 @@ def effective_landscape(loss, A0, C, n=None, mean=None, kappa=None, d1=None):
         For VICReg and standardised Barlow Twins: their quartic terms are not of the
         forms implemented here (VICReg's hinge expansion has radius ``~ sqrt(eps)``).
     """
-    _check_loss(loss)
+    check_loss_object(loss)
     if loss.spec.quartic is None:
         raise ValueError(loss.spec.no_landscape)
     A0 = V.check_covariance("A0", A0)
@@ -413,7 +406,7 @@ def predict(loss, A0, C, n=None, mean=None, d1=None, bias=False, kappa=None, see
     dict
         ``eigenvalues`` (descending, length d0), ``method`` (str), ``landscape``.
     """
-    _check_loss(loss)
+    check_loss_object(loss)
     A0 = V.check_covariance("A0", A0)
     d1 = V.check_int("d1", A0.shape[0] if d1 is None else d1, lo=1)
     land = effective_landscape(loss, A0, C, n=n, mean=mean, kappa=kappa, d1=d1)

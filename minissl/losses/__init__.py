@@ -31,7 +31,7 @@ import numpy as np
 from .. import _validation as V
 from .registry import COMMON_PARAMS, INFONCE_FAMILY, LOSS_NAMES, REGISTRY, LossSpec, infonce_numbers, spec
 
-__all__ = ["Loss", "get_loss", "LOSS_NAMES", "ENGINES", "REGISTRY", "LossSpec", "spec"]
+__all__ = ["Loss", "get_loss", "check_loss_object", "LOSS_NAMES", "ENGINES", "REGISTRY", "LossSpec", "spec"]
 
 ENGINES = ("numba", "numpy")
 
@@ -211,6 +211,13 @@ class Loss:
     def value(self, W, x1, x2, b=None):
         """The loss value only (see :meth:`value_and_grad`)."""
         return self.value_and_grad(W, x1, x2, b)[0]
+
+
+def check_loss_object(loss):
+    """Return ``loss`` if it is a :class:`Loss`, else raise ``TypeError`` naming it."""
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss == {loss!r}, must be a Loss from minissl.get_loss(...).")
+    return loss
 
 
 def get_loss(name, **params):

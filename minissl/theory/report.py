@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validation as V
-from ..landscape import _check_loss
+from ..losses import check_loss_object
 from .stationary import count_masks, global_minimum, stationary_points, whiten
 from .thresholds import collapse_thresholds, critical_n_weighted, landscape_for
 
@@ -51,7 +51,7 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
         minimum, ``rank``, ``collapsed`` (list of input directions), ``stationary_points``
         (counts by kind), ``thresholds`` (derived and paper), ``critical_n`` (weighted).
     """
-    _check_loss(loss)
+    check_loss_object(loss)
     A0 = V.check_covariance("A0", A0)
     d0 = A0.shape[0]
     C = V.check_covariance("C", C, dim=d0)

@@ -15,7 +15,8 @@ import numpy as np
 from scipy import linalg, optimize
 
 from .. import _validation as V
-from ..landscape import Landscape, _check_loss, effective_B, paper_B
+from ..landscape import Landscape, effective_B, paper_B
+from ..losses import check_loss_object
 from ..losses.registry import PAPER_LOSS, QUARTIC_TRACE
 from .stationary import global_minimum, normalized_gap, whiten
 
@@ -35,7 +36,7 @@ def landscape_for(loss, A0, C, n=None, mean=None, d1=None, constants="derived"):
     :func:`minissl.effective_landscape` of the unnormalized loss (normalization enters
     through ``kappa`` in :func:`~minissl.theory.stationary_points`).
     """
-    _check_loss(loss)
+    check_loss_object(loss)
     V.check_choice("constants", constants, ("derived", "paper"))
     base = loss.unnormalized()
     if constants == "paper":
@@ -101,7 +102,7 @@ def collapse_thresholds(loss, A0, C_unit=None, n=None, mean=None, d1=None, const
         Sorted by ``sigma``: ``sigma``, ``rank_below``, ``rank_above`` and ``direction``
         (unit input-space vector of the direction that collapses or revives).
     """
-    _check_loss(loss)
+    check_loss_object(loss)
     A0 = V.check_covariance("A0", A0)
     d0 = A0.shape[0]
     C_unit = np.eye(d0) if C_unit is None else V.check_covariance("C_unit", C_unit, dim=d0)
@@ -341,7 +342,7 @@ def phase_diagram(sigmas, thetas, loss=None, variances=(1.0, 1.0), content_dims=
     from ..data import StructuredNoise
     from ..losses import get_loss
 
-    loss = get_loss(PAPER_LOSS) if loss is None else _check_loss(loss)
+    loss = get_loss(PAPER_LOSS) if loss is None else check_loss_object(loss)
     sig = V.check_array("sigmas", sigmas, ndim=1, dtype=np.float64)
     th = V.check_array("thetas", thetas, ndim=1, dtype=np.float64)
     if sig.size == 0 or th.size == 0 or np.any(sig < 0) or np.any((th < 0) | (th > 1)):
