@@ -9,7 +9,7 @@ Numba's cache) to its own loop without the other families' kernels.
 Adding a loss with a new kernel: give it a ``kernel_id`` in the registry, a step with the
 signature of the others (``W, b, has_bias, x1, x2, x1T, x2T``, the loss's numbers, the
 normalization settings, the workspace; returns the value, leaves ``dW, db`` in the
-workspace) and one branch here.
+workspace) and one branch here, with its entry in ``_FAMILY``.
 """
 
 from __future__ import annotations
@@ -21,14 +21,23 @@ from .._config import CACHE, N_CHUNKS
 from .kernels import infonce_step, infonce_step_serial
 from .kernels_decorrelation import decorrelation_step
 from .kernels_scl import scl_step, scl_step_serial
-from .registry import KERNEL_BARLOW, KERNEL_INFONCE, KERNEL_SCL
+from .registry import KERNEL_BARLOW, KERNEL_INFONCE, KERNEL_SCL, KERNEL_VICREG
 
 __all__ = ["linear_step", "step_workspace", "kernel_family"]
 
 
+# kernel_id -> the family branch of linear_step (Barlow Twins and VICReg share the decorrelation step)
+_FAMILY = {KERNEL_INFONCE: KERNEL_INFONCE, KERNEL_SCL: KERNEL_SCL, KERNEL_BARLOW: KERNEL_BARLOW,
+           KERNEL_VICREG: KERNEL_BARLOW}
+
+
 def kernel_family(kernel_id):
-    """The compiled family of a ``kernel_id``: Barlow Twins and VICReg share the decorrelation step."""
-    return min(int(kernel_id), KERNEL_BARLOW)
+    """The branch of :func:`linear_step` that runs ``kernel_id`` (a new kernel needs an entry here)."""
+    try:
+        return _FAMILY[int(kernel_id)]
+    except KeyError:
+        raise ValueError(f"kernel_id == {kernel_id!r} has no branch in minissl.losses.step.linear_step "
+                         f"(known: {sorted(_FAMILY)}).") from None
 
 
 @njit(cache=CACHE)

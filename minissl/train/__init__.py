@@ -1,14 +1,14 @@
 """Training of the linear model ``f(x) = W x (+ b)`` on an exact loss or its effective landscape.
 
-Layers, each reading only those below it:
+Layers, each reading only those above it in this list:
 
+``optim``
+    Adam, SGD and the learning-rate schedule, in Python and compiled form side by side (also
+    used by :mod:`minissl.siamese` and :mod:`minissl.nonlinear`).
 ``config``
     :class:`RunConfig`: every setting of a run, checked once.
 ``plan``
     :func:`plan`: data, initial weights, random streams and the gradient of one run.
-``optim``
-    Adam, SGD and the learning-rate schedule, in Python and compiled form side by side (also
-    used by :mod:`minissl.siamese` and :mod:`minissl.nonlinear`).
 ``loop``
     The one compiled training loop (:func:`~minissl.train.loop.run_loop`), taking the loss's
     step kernel (:func:`minissl.losses.step.linear_step`).

@@ -2,8 +2,11 @@
 
 :func:`minissl.simulate` (``simulate(loss, **kwargs)``) builds a :class:`RunConfig` from its
 keyword arguments and hands it to the planner (:mod:`minissl.train.plan`); every later stage
-reads the checked, resolved values from it and checks nothing again. Settings that need the
-data (``d1``'s default, the augmentation's dimension) are resolved by the planner.
+reads the checked, resolved values from it and checks nothing again. The settings that
+describe the data and the augmentation (``n``, ``variances``/``cov``, ``sigma``, ``theta``,
+``content_dims``, ``scale_b``, ``d1``) are checked once, by the constructors that use them
+(:func:`minissl.data.gaussian_data`, :func:`minissl.data.make_augmentation`), which
+:func:`~minissl.train.plan.plan` calls before any training.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ DEFAULT_N = 256
 
 @dataclass(frozen=True, eq=False)
 class RunConfig:
-    """Every setting of one run of :func:`minissl.simulate`, checked and resolved on creation.
+    """Every setting of one run of :func:`minissl.simulate`, checked and resolved on creation
+    (the data's and augmentation's by :func:`~minissl.train.plan.plan`, see the module docstring).
 
     The fields are :func:`minissl.simulate`'s keyword arguments (see there for their meaning);
     ``loss`` may be a name with its parameters in ``loss_params`` or a
@@ -173,4 +177,5 @@ class RunConfig:
     @property
     def compiled_capable(self):
         """Whether the loss, model and dtype allow the compiled loop (the noise must be Gaussian too)."""
-        return self.loss.accelerated and self.model == "exact" and self.dtype == np.float64
+        return (self.loss.accelerated and self.loss.spec.kernel_id is not None and self.model == "exact"
+                and self.dtype == np.float64)

@@ -186,6 +186,34 @@ def _run_batch(family, kernel, xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bi
                            hist_b[k], hist_loss[k], hist_gn[k])
 
 
+_SPECIALISED = {}
+
+
+def _call(disp, family, *args):
+    """``disp(family, *args)``, calling the family's compiled specialisation directly once it exists.
+
+    A dispatcher called from Python with a ``literally`` argument first retries type
+    inference with a plain integer (~15 ms per call); a sweep of short runs would pay that
+    every time. The specialisation for these argument types is looked up once and reused.
+    """
+    from numba import typeof
+    from numba.core import types
+
+    overloads = getattr(disp, "overloads", None)
+    if overloads is None:  # NUMBA_DISABLE_JIT=1
+        return disp(family, *args)
+    argtypes = tuple(typeof(a) for a in args)
+    key = (disp.__name__, family) + argtypes
+    entry = _SPECIALISED.get(key)
+    if entry is not None:
+        return entry(family, *args)
+    out = disp(family, *args)
+    cres = overloads.get((types.literal(family),) + argtypes)
+    if cres is not None:
+        _SPECIALISED[key] = cres.entry_point
+    return out
+
+
 def n_records(steps, record_every):
     """Rows of the history: steps ``0, record_every, ...`` below ``steps``, and the end."""
     return steps // record_every + (1 if steps % record_every else 0) + 1
@@ -250,8 +278,8 @@ def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, 
     kernel, prm, *rest = loss_args(loss)
     cv, Mbar = _control(loss, control, (x.shape[1], x.shape[1]))
     with _quiet_compile():
-        done = run_loop(kernel_family(kernel), kernel, True, x, factor, _is_diagonal(factor), rng, x1, x2, W, b,
-                        has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, replicates, record_every,
+        done = _call(run_loop, kernel_family(kernel), kernel, True, x, factor, _is_diagonal(factor), rng, x1, x2,
+                     W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, replicates, record_every,
                         prm, *rest, cv, Mbar, hist_W, hist_b, hist_loss, hist_gn)
     if nrec > 1:  # the row after the last step repeats the last evaluated loss
         hist_loss[-1], hist_gn[-1] = hist_loss[-2], hist_gn[-2]
@@ -284,8 +312,8 @@ def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, ada
     kernel, prm, *rest = loss_args(loss)
     cv, Mbars = _control(loss, controls, (K, d0, d0))
     with _quiet_compile():
-        _run_batch(kernel_family(kernel), kernel, xs, factors, diag, typed.List(rngs), x1s, x2s, Ws, bs, has_bias,
-                   steps, lr, lr_final, cosine, adam, momentum, fresh, replicates, record_every, prm, *rest, cv,
+        _call(_run_batch, kernel_family(kernel), kernel, xs, factors, diag, typed.List(rngs), x1s, x2s, Ws, bs,
+              has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, replicates, record_every, prm, *rest, cv,
                    Mbars, hist_W, hist_b, hist_loss, hist_gn, done)
     if nrec > 1:
         hist_loss[:, -1], hist_gn[:, -1] = hist_loss[:, -2], hist_gn[:, -2]

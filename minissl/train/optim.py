@@ -35,8 +35,9 @@ SCHEDULES = ("constant", "cosine")
 
 # Adam's constants. The moment weights differ in the last bit between the two forms: the
 # Python form computes 1 - beta (0.09999999999999998), the compiled form uses 0.1 and 0.001,
-# as each did before they shared this module (golden outputs stay bit-identical; the two
-# engines already agree only to round-off, see minissl.train.loop).
+# as the linear model's two loops did before they shared this module (its golden outputs stay
+# bit-identical). siamese.py and the MLP used 0.1 before: their Adam runs moved by ~1e-15
+# relative when they switched to this module.
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 _W1, _W2 = 0.1, 0.001
 _PY_W1, _PY_W2 = 1.0 - BETA1, 1.0 - BETA2
@@ -73,7 +74,7 @@ class Adam:
 class SGD:
     """Gradient descent with optional heavy-ball momentum, on a list of arrays updated in place."""
 
-    def __init__(self, params, momentum=0.0):
+    def __init__(self, params, *, momentum=0.0):
         self.momentum = momentum
         self.buf = [np.zeros_like(p) for p in params]
 
@@ -102,7 +103,7 @@ def make_optimizer(name, params, momentum=0.0):
         if momentum:
             raise ValueError(f"momentum == {momentum!r} applies to optimizer='sgd', not 'adam'.")
         return Adam(params)
-    return SGD(params, momentum)
+    return SGD(params, momentum=momentum)
 
 
 def lr_at(step, steps, lr, schedule, lr_final):

@@ -187,7 +187,7 @@ def simulate(loss=DEFAULT_LOSS, *, data=None, n=None, variances=None,
         Issue a :class:`ConvergenceWarning` when the run has not converged.
     engine : {"numba", "numpy"}
         For a loss given by name. With ``"numba"``, the exact model, Gaussian noise and
-        float64, the whole loop runs compiled (:mod:`minissl.loops`, any of the six losses),
+        float64, the whole loop runs compiled (:mod:`minissl.train.loop`, any of the six losses),
         drawing the same noise as the Python loop; otherwise the loop is Python and each
         step calls the loss's engine. A :class:`Loss` object brings its own engine.
     track : bool
@@ -309,7 +309,7 @@ def _finish(P, W, b, hist, snapshots, timing):
                                    start=snapshots.get("start"))
     if cfg.warn and not diag["converged"]:
         warnings.warn(diagnostics.not_converged_message(diag, cfg.steps, cfg.grad_alpha), ConvergenceWarning,
-                      stacklevel=4)
+                      stacklevel=_caller_level())
     hb = hist.pop("b")
     history = {k: np.asarray(v) for k, v in hist.items()}
     if P.b is not None:
@@ -319,6 +319,18 @@ def _finish(P, W, b, hist, snapshots, timing):
                             converged=diag["converged"], dataset=P.data, C=P.C, loss=cfg.loss,
                             A0_model=P.A0_model, mean_model=P.mean_model, settings=_settings(P, timing),
                             track=track)
+
+
+def _caller_level():
+    """``stacklevel`` that points a warning at the first frame outside ``minissl/train/``."""
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _settings(P, timing):
@@ -384,7 +396,7 @@ def simulate_batch(configs, **common):
     -----
     Runs that can use the compiled loop (see :func:`simulate`) and share the problem size,
     the loss and the optimizer settings are executed together by
-    :func:`minissl.loops.train_batch`, one thread per run, each with the serial step; the
+    :func:`minissl.train.loop.train_batch`, one thread per run, each with the serial step; the
     others run one after another. Every run gives *the same numbers* as
     ``simulate(**common, **config)`` (same seeds, bit-identical kernels), whatever the
     grouping or the number of threads. ``settings["train_seconds"]`` of a batched run is

@@ -13,7 +13,8 @@ from ..runs import RunCache
 from .geometry import seed_setup
 from .metrics import evaluate_seed
 from .report import drawer, markdown
-from .settings import FIGURE, INFONCE_FAMILY, SOURCES, level_key, load_settings
+from ...losses.registry import spec as loss_spec
+from .settings import FIGURE, SOURCES, level_key, load_settings
 from .summary import ensemble_rows, learned_rows, summarise
 
 __all__ = ["run_imbalance"]
@@ -92,7 +93,7 @@ def run_imbalance(out="minissl-figures", quick=False, seeds=None, levels=None, l
             for li, level in enumerate(lv):
                 kw = {"loss": loss, "data": setups[seed]["data"][li], "sigma": s["sigma"], "d1": d1_, "seed": seed,
                       **s["train"]}
-                if s["control_variate"] and loss in INFONCE_FAMILY:
+                if s["control_variate"] and loss_spec(loss).control_variate:
                     kw["control_variate"] = True
                 kw["engine"] = engine
                 spec = {"version": _VERSION, "loss": loss, "seed": seed, "level": level, "scheme": scheme_,
