@@ -9,6 +9,7 @@ The three ways minissl answers "what does a linear SSL model learn?":
 
 __version__ = "0.1.0"
 
+from . import _config  # noqa: F401  (first: the thread policy is set before Numba starts its pool)
 from . import data, landscape, metrics, theory
 from .data import gaussian_data
 from .landscape import Landscape, effective_B, effective_landscape, paper_B, predict

@@ -9,6 +9,17 @@ FASTMATH
 CACHE
     ``cache=True`` on every kernel with a stable signature: a second process loads the
     compiled code from ``__pycache__`` instead of compiling again.
+THREAD_SPIN
+    How long a GNU OpenMP worker (Numba's default ``omp`` threading layer) spins at a
+    barrier before it sleeps (``GOMP_SPINCOUNT``). libgomp's default (300 000 spins, or
+    forever with ``OMP_WAIT_POLICY=ACTIVE``) makes a parallel step wait a whole scheduler
+    slice whenever another process holds a core: beside two busy processes the default
+    ``minissl simulate`` ran 36x its single-thread time. A short spin keeps the idle speed
+    and sleeps under load (``benchmarks/bench_threads.py``, 2 cores: 3000 spins gave 0.61x
+    the single-thread time idle and 0.88x beside two busy processes; sleeping at once,
+    ``OMP_WAIT_POLICY=PASSIVE``, 1.09x and 0.91x). Set when minissl is imported, before
+    Numba starts its thread pool, and only if the user set neither ``GOMP_SPINCOUNT`` nor
+    ``OMP_WAIT_POLICY``; a pool already started by other code keeps its setting.
 N_CHUNKS
     Parallel kernels split the anchors into this many fixed chunks, each with its own
     accumulation buffer, summed serially in chunk order. The split does not depend on the
@@ -22,3 +33,7 @@ CACHE = os.environ.get("MINISSL_NUMBA_CACHE", "1") != "0"  # set 0 to inspect as
 # elementwise loops need no reassociation; Cody-Waite range reduction must not be reassociated
 FASTMATH_ELEMENTWISE = FASTMATH - {"reassoc"}
 N_CHUNKS = 8
+THREAD_SPIN = 3000
+
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = str(THREAD_SPIN)

@@ -187,3 +187,20 @@ def test_kernel_source_runs_with_jit_disabled():
     out = subprocess.run([sys.executable, "-c", _NOJIT_SCRIPT], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, "3000"),                                  # nothing set: minissl's short spin
+    ({"GOMP_SPINCOUNT": "7"}, "7"),               # the user's spin count is kept
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, None),         # the user's wait policy is kept, no spin count added
+])
+def test_thread_spin_policy_respects_the_user(env, expected):
+    """minissl limits OpenMP spinning (robust under background load) only when the user chose nothing."""
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", "import os, minissl; print(os.environ.get('GOMP_SPINCOUNT'))"],
+                         env={**base, **env}, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == str(expected)
