@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
-from scipy import optimize
 
 from . import _validation as V
 from ._config import CACHE, FASTMATH
@@ -347,6 +346,8 @@ class Landscape:
         best = None
         for _ in range(restarts):
             p0 = init_scale * rng.standard_normal(nW + (d1 if bias else 0))
+            from scipy import optimize  # imported on use: `import minissl` stays light
+
             res = optimize.minimize(fun, p0, jac=True, method="L-BFGS-B",
                                     options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-12})
             if best is None or res.fun < best.fun:

@@ -82,3 +82,23 @@ def test_divergence_is_a_clean_error():
     res = _run(["simulate", "--loss", "infonce", "--optimizer", "sgd", "--lr", "1e6", *FAST])
     assert res.exit_code == 1
     assert "diverged" in res.output
+
+
+def test_compile_notice_speaks_only_while_numba_compiles(capsys):
+    """The first run's "compiling" line appears when the block holds Numba's compiler lock for longer than
+    the delay, with progress lines after; a block that is slow without compiling prints nothing."""
+    import time
+
+    from numba.core.compiler_lock import global_compiler_lock
+
+    from minissl.cli.output import compile_notice
+
+    with compile_notice(after=0.05, every=0.1):
+        with global_compiler_lock:  # what Numba holds while it compiles
+            time.sleep(0.45)
+    err = capsys.readouterr().err
+    assert "minissl: compiling Numba kernels" in err
+    assert "still compiling" in err
+    with compile_notice(after=0.05, every=0.1):
+        time.sleep(0.3)
+    assert capsys.readouterr().err == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -44,10 +45,19 @@ def test_ablations_collapse_on_the_command_line():
     assert "dimensional collapse to one direction" in r.output
 
 
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def test_track_outputs(tmp_path):
     csv_path, png, js = tmp_path / "t.csv", tmp_path / "t.png", tmp_path / "r.json"
+    plot = ["--track-plot", str(png)] if _has_matplotlib() else []
     r = _run(["--loss", "infonce", "--sigma", "1.0", "--steps", "400", "--track", "--track-csv", str(csv_path),
-              "--track-plot", str(png), "--json", str(js), "--uniformity-t", "1.5"])
+              *plot, "--json", str(js), "--uniformity-t", "1.5"])
     assert r.exit_code == 0, r.output
     assert "collapse diagnostics during training" in r.output
     rows = list(csv.DictReader(csv_path.open()))
@@ -57,12 +67,17 @@ def test_track_outputs(tmp_path):
     # the CSV holds the numbers of the library's trajectory (stable rank of ev columns)
     ev = [float(rows[-1][f"ev{i}"]) for i in range(1, 6)]
     assert float(rows[-1]["stable_rank"]) == pytest.approx(M.stable_rank(np.array(ev)), rel=1e-9)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:  # the plot extra is optional: then a clear note and no file
-        assert "matplotlib is not installed" in r.output and not png.exists()
-    else:
+    if plot:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_track_plot_without_matplotlib_fails_before_any_work(tmp_path, monkeypatch):
+    """The plot extra is optional: without it --track-plot is exit 2 before training, and no file."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    png, js = tmp_path / "t.png", tmp_path / "r.json"
+    r = _run(["--loss", "infonce", "--steps", "400", "--track", "--track-plot", str(png), "--json", str(js)])
+    assert r.exit_code == 2 and "--track-plot needs matplotlib" in r.output
+    assert "pip install 'minissl[plot]'" in r.output and not png.exists() and not js.exists()
 
 
 @pytest.mark.parametrize("args, opt", [

@@ -169,3 +169,15 @@ def test_unwritable_output_is_a_usage_error_before_any_work(monkeypatch, args, o
     assert f"Invalid value for '{option}'" in res.output and "/proc" in res.output, res.output
     for line in ("minissl simulate:", "learned eig", "data: N=", "== fig1 (", "minissl imbalance (", "B eigenvalues"):
         assert line not in res.output, (line, res.output)
+
+
+def test_import_minissl_leaves_scipy_and_plotting_for_later():
+    """`import minissl` does not load SciPy's optimize/stats/linalg or matplotlib (they load on use):
+    the import stays light (issue 13; timed in benchmarks, not here)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, minissl; print(sorted(m for m in ('scipy.optimize', 'scipy.stats', 'scipy.linalg', "
+            "'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

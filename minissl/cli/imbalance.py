@@ -13,6 +13,7 @@ import click
 from .. import _validation as V
 from . import options as O
 from .errors import library_errors
+from .output import compile_notice
 
 
 def _levels(name, text):
@@ -91,7 +92,8 @@ def imbalance_cmd(**kw):
                f"classes in d0 = {s['dim']} -> d1 = {s['d1']}, N = {s['n']}, isotropic sigma = {s['sigma']:g}, "
                f"{s['seeds']} trained seed(s), theory over {s['theory_seeds']} geometries")
     try:
-        with library_errors(diverged="a training run diverged ({exc}); lower lr in the settings file."):
+        with library_errors(diverged="a training run diverged ({exc}); lower lr in the settings file."), \
+                compile_notice():
             rep = run_imbalance(out=out, quick=quick, engine=kw["engine"], progress=not kw["quiet"], **overrides)
     except KeyboardInterrupt:
         where = os.path.join(out, "imbalance", "points")

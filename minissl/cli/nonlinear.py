@@ -10,7 +10,7 @@ import numpy as np
 from ..losses.registry import PAPER_LOSS, names
 from . import options as O
 from .errors import library_errors
-from .output import write_json
+from .output import compile_notice, write_json
 
 _MLP_LOSSES = names(lambda s: s.mlp)
 
@@ -64,7 +64,7 @@ def nonlinear_cmd(activation, sigma, loss, variances, n, widths, steps, lr, opti
 
     a = np.linspace(0.0, 2.0, 41)
     r = np.linspace(-1.6, 1.6, 33)
-    with library_errors(aliases={"name": "loss"}):
+    with library_errors(aliases={"name": "loss"}), compile_notice():
         loss_obj = get_loss(loss, **params)
         data = gaussian_data(n, variances, seed=seed)
         summ, curve, grid = run_nonlinear(loss_obj, data, sigma, activation, widths, steps, lr, optimizer, seed,

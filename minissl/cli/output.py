@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from contextlib import contextmanager
 
 import click
 
@@ -36,3 +39,52 @@ def emit_track(tr, loss, report, csv_path, plot_path, title):
             click.echo(msg if msg else f"wrote {plot_path}")
     except OSError as exc:
         raise click.ClickException(f"could not write the tracked diagnostics: {exc}") from None
+
+
+def _numba_compiling():
+    """Whether another thread holds Numba's compiler lock (it is compiling) right now."""
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return False
+    lock = getattr(global_compiler_lock, "_lock", None)
+    if lock is None or not lock.acquire(blocking=False):
+        return lock is not None
+    lock.release()
+    return False
+
+
+@contextmanager
+def compile_notice(after=2.0, every=10.0):
+    """Say on stderr when the block is busy compiling with Numba for more than ``after`` seconds.
+
+    The first run of a loss family on a machine compiles its training loop (about half a
+    minute, then cached on disk); instead of going quiet the command prints a line when it
+    notices the compiler working, and a progress line every ``every`` seconds after that.
+    """
+    done = threading.Event()
+    t0 = time.perf_counter()
+
+    def watch():
+        said = False
+        wait = after
+        while not done.wait(wait):
+            if _numba_compiling():
+                elapsed = time.perf_counter() - t0
+                if not said:
+                    click.echo("minissl: compiling Numba kernels (first use on this machine: about half a minute, "
+                               "once; later runs load them from the cache) ...", err=True)
+                    said = True
+                else:
+                    click.echo(f"minissl: ... still compiling ({elapsed:.0f} s)", err=True)
+                wait = every
+            else:
+                wait = 0.5
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()

@@ -10,6 +10,7 @@ import click
 from ..experiments import FIGURES
 from . import options as O
 from .errors import library_errors
+from .output import compile_notice
 
 
 @click.command("reproduce", short_help="Reproduce a figure of the paper: data, PNG and an agreement report.")
@@ -39,7 +40,8 @@ def reproduce_cmd(**kw):
     for fig in todo:
         click.echo(f"== {fig} ({'quick' if quick else 'full'}, protocol {protocol}) ==")
         try:
-            with library_errors(diverged=fig + ": a training run diverged ({exc}); lower lr in the settings file."):
+            with library_errors(diverged=fig + ": a training run diverged ({exc}); lower lr in the settings file."), \
+                    compile_notice():
                 rep = reproduce(fig, out=out, quick=quick, seeds=kw["n_seeds"], engine=kw["engine"],
                                 protocol=protocol, progress=not kw["quiet"])
         except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from ..metrics import RANK_RTOL
 from ..siamese import METHODS as SIAMESE_METHODS
 from . import options as O
 from .errors import library_errors
-from .output import emit_track, write_json
+from .output import compile_notice, emit_track, write_json
 
 _LOSS_PARAMS = option_params()
 
@@ -130,7 +130,7 @@ def _run_contrastive(*, loss, n, d1, variances, augmentation, sigma, theta, scal
     with library_errors(f"N={n}, replicates={replicates}; lower --n or --replicates", aliases={"name": "loss"}):
         loss_obj = get_loss(loss, normalize=normalize, c=c, weight_decay=weight_decay, engine=engine, **params)
         t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, compile_notice():
             warnings.simplefilter("always", ConvergenceWarning)
             res = simulate(loss_obj, n=n, variances=variances, augmentation=augmentation, sigma=sigma,
                            theta=theta, scale_b=scale_b, d1=d1, model=model, steps=steps, lr=lr,

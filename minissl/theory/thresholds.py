@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, optimize
 
 from .. import _validation as V
 from ..landscape import Landscape, effective_B, paper_B
@@ -127,6 +126,8 @@ def _linear_thresholds(B_of, dstar):
     scale = max(1.0, float(np.max(np.abs(B0))), float(np.max(np.abs(B1))))
     if np.max(np.abs(B1)) <= 1e-14 * scale:
         return []
+    from scipy import linalg  # imported on use: `import minissl` stays light
+
     roots = linalg.eigvals(B0, -B1)
     ok = np.isfinite(roots) & (np.abs(np.imag(roots)) <= 1e-9 * np.abs(roots))
     s = np.sort(np.real(roots[ok]))
@@ -203,6 +204,8 @@ def _scan_thresholds(loss, A0, C_unit, n, mean, d1, constants, kappa, bias, sigm
             return lam[i] + shift
 
         try:
+            from scipy import optimize
+
             return optimize.brentq(h_i, lo, hi, xtol=1e-15 * hi, rtol=1e-15)
         except ValueError:
             return None
