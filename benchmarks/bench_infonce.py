@@ -1,13 +1,14 @@
-"""Benchmark: exact InfoNCE gradient step, NumPy reference vs Numba vs (optional) PyTorch.
+"""Benchmark: exact InfoNCE gradient step, NumPy reference vs Numba vs (optional) PyTorch and JAX.
 
-Run:  python benchmarks/bench_infonce.py [--quick] [--out benchmarks/results.md]
+Run:  python benchmarks/bench_infonce.py [--quick] [--load K] [--out benchmarks/results.md]
 
 Measures, in one run on this machine:
 * the float64 / float32 matmul peak (best of several 2048 x 2048 products);
 * per-step time of value-and-gradient of InfoNCE (Eq. 1) for a linear model, d = 32,
-  N in {128, 512, 2048}, float64 and float32: NumPy reference, Numba engine, and PyTorch
-  CPU autograd when ``torch`` is importable (install ``torch==2.13.0`` for this only; it is
-  never a dependency of minissl);
+  N in {128, 512, 2048, 4096}, float64 and float32: NumPy reference, Numba engine, PyTorch
+  CPU autograd when ``torch`` is importable (install ``torch==2.13.0`` for this only) and a
+  ``jax.jit`` of the same loss and gradient when ``jax`` is (``pip install jax``); neither is
+  ever a dependency of minissl. ``--load K`` runs these timings beside K busy processes;
 * a whole training run (Adam, fresh noise every step): the compiled loop against the
   Python loop with the NumPy reference;
 * sweep throughput: complete d = 2 (and d = 8) effective-landscape descents per second
@@ -99,7 +100,35 @@ def torch_step_fn(n, dtype):
     return step
 
 
-def bench_steps(sizes, reps, have_torch):
+def jax_step_fn(n, dtype):
+    """The same loss and gradient in JAX, ``jit``-compiled (benchmark-only install: ``pip install jax``)."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    W, x1, x2 = (jnp.asarray(a) for a in problem(n, dtype))
+    eye = jnp.eye(n, dtype=bool)
+
+    def loss(W):
+        z1 = x1 @ W.T
+        z2 = x2 @ W.T
+        pos = ((z1 - z2) ** 2).sum(1)
+        sq = (z1 * z1).sum(1)
+        d11 = sq[:, None] + sq[None, :] - 2.0 * z1 @ z1.T
+        logits = jnp.concatenate([jnp.where(eye, -jnp.inf, -0.5 * d11), (-0.5 * pos)[:, None]], 1)
+        return (0.5 * pos + jax.scipy.special.logsumexp(logits, 1)).mean()
+
+    f = jax.jit(jax.value_and_grad(loss))
+
+    def step():
+        v, g = f(W)
+        g.block_until_ready()
+        return float(v), np.asarray(g)
+
+    return step
+
+
+def bench_steps(sizes, reps, have_torch, have_jax=False):
     rows = []
     for dtype in (np.float64, np.float32):
         for n in sizes:
@@ -126,10 +155,18 @@ def bench_steps(sizes, reps, have_torch):
                 t_torch, _ = median_time(step, r_reps)
                 v_t, g_t = step()
                 assert np.max(np.abs(g_t - g_ref)) / np.max(np.abs(g_ref)) < 1e-3
+            t_jax = None
+            if have_jax:
+                step = jax_step_fn(n, dtype)
+                pause()
+                t_jax, _ = median_time(step, reps, 0.5)
+                v_j, g_j = step()
+                assert np.max(np.abs(g_j - g_ref)) / np.max(np.abs(g_ref)) < 1e-3
             rows.append(dict(n=n, dtype=np.dtype(dtype).name, numpy=t_ref, numba=t_fast, torch=t_torch,
-                             err=err))
+                             jax=t_jax, err=err))
             print(f"  N={n:5d} {np.dtype(dtype).name}: numpy {t_ref * 1e3:8.2f} ms  numba {t_fast * 1e3:7.3f} ms"
-                  + (f"  torch {t_torch * 1e3:8.2f} ms" if t_torch else ""), flush=True)
+                  + (f"  torch {t_torch * 1e3:8.2f} ms" if t_torch else "")
+                  + (f"  jax {t_jax * 1e3:8.2f} ms" if t_jax else ""), flush=True)
     return rows
 
 
@@ -231,8 +268,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="N in {128, 512} only, fewer repetitions")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.md"))
+    ap.add_argument("--load", type=int, default=0, help="busy background processes during the per-step timings")
     args = ap.parse_args()
-    sizes = [128, 512] if args.quick else [128, 512, 2048]
+    sizes = [128, 512] if args.quick else [128, 512, 2048, 4096]
     reps = 5 if args.quick else 9
     try:
         import torch  # noqa: F401
@@ -242,19 +280,37 @@ def main():
     except ImportError:
         have_torch = False
         torch_version = None
+    try:
+        import jax
+
+        have_jax = True
+        jax_version = jax.__version__
+    except ImportError:
+        have_jax = False
+        jax_version = None
     print("machine:", machine(), flush=True)
     comp = compile_times()
     print(f"compile: cold {comp['cold']:.1f} s, warm cache {comp['warm']:.2f} s", flush=True)
     peak64 = matmul_peak(np.float64)
     peak32 = matmul_peak(np.float32)
     print(f"matmul peak: {peak64:.0f} GFLOP/s float64, {peak32:.0f} GFLOP/s float32", flush=True)
-    steps = bench_steps(sizes, reps, have_torch)
+    import subprocess
+
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    try:
+        steps = bench_steps(sizes, reps, have_torch, have_jax)
+    finally:
+        for p in busy:
+            p.kill()
     train = bench_training([128, 512], 1000 if args.quick else 2000)
     sweeps = bench_sweeps()
 
     lines = [f"Machine: {machine()}. Measured {time.strftime('%Y-%m-%d')} with "
-             f"`python benchmarks/bench_infonce.py{' --quick' if args.quick else ''}`"
-             + (f", PyTorch {torch_version} (CPU)." if have_torch else "; PyTorch not installed."),
+             f"`python benchmarks/bench_infonce.py{' --quick' if args.quick else ''}"
+             + (f" --load {args.load}`, {args.load} busy background processes during the per-step timings"
+                if args.load else "`, idle")
+             + (f", PyTorch {torch_version} (CPU)" if have_torch else "; PyTorch not installed")
+             + (f", JAX {jax_version} (jit)." if have_jax else "; JAX not installed."),
              "",
              f"Matmul peak in the same run: {peak64:.0f} GFLOP/s (float64), {peak32:.0f} GFLOP/s (float32). "
              f"Numba compile time of the step kernel: {comp['cold']:.1f} s cold, {comp['warm']:.2f} s "
@@ -263,15 +319,18 @@ def main():
              "InfoNCE value + gradient for a linear model, d = 32 (median per step; GFLOP/s with the "
              "cost model 6N²d + 8Nd² + 7N²; % of the matmul peak of the same dtype):",
              "",
-             "| N | dtype | NumPy ref | Numba | PyTorch autograd | Numba vs NumPy | Numba vs PyTorch | Numba GFLOP/s | % of peak |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| N | dtype | NumPy ref | Numba | PyTorch autograd | JAX jit | Numba vs NumPy | Numba vs PyTorch | "
+             "Numba vs JAX | Numba GFLOP/s | % of peak |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in steps:
         peak = peak64 if r["dtype"] == "float64" else peak32
         gf = flops(r["n"]) / r["numba"] / 1e9
         tt = f"{r['torch'] * 1e3:.2f} ms" if r["torch"] else "n/a"
         vs_t = f"{r['torch'] / r['numba']:.1f}×" if r["torch"] else "n/a"
+        tj = f"{r['jax'] * 1e3:.2f} ms" if r["jax"] else "n/a"
+        vs_j = f"{r['jax'] / r['numba']:.1f}×" if r["jax"] else "n/a"
         lines.append(f"| {r['n']} | {r['dtype']} | {r['numpy'] * 1e3:.2f} ms | {r['numba'] * 1e3:.3f} ms | {tt} | "
-                     f"{r['numpy'] / r['numba']:.1f}× | {vs_t} | {gf:.1f} | {100 * gf / peak:.0f}% |")
+                     f"{tj} | {r['numpy'] / r['numba']:.1f}× | {vs_t} | {vs_j} | {gf:.1f} | {100 * gf / peak:.0f}% |")
     lines += ["", "Whole training run (InfoNCE, Adam, fresh isotropic noise every step, d = 32):", "",
               "| N | steps | compiled loop (Numba) | Python loop (NumPy reference) | ratio |", "|---|---|---|---|---|"]
     for r in train:

@@ -7,14 +7,22 @@ in :mod:`minissl._config`. Nothing here is compiled at import time.
 
 InfoNCE family (``infonce_core``)
 ---------------------------------
-One pass over anchor blocks fuses the pairwise distances, the log-sum-exp and the
-gradient; no N x N matrix is formed (each thread holds four rows of length N).
-Anchors are split into ``N_CHUNKS`` fixed chunks processed in parallel; gradient terms
-that land on *other* samples (the negatives) go to the chunk's own buffer, and buffers
-are summed in chunk order afterwards, so results do not depend on the thread count.
-Distances use the difference form ``sum_k (z_jk - z_ik)^2`` (no cancellation for close
-pairs). ``exp`` is evaluated by :func:`_exp_row` (range reduction and a degree-12
-polynomial, ~1 ulp), which LLVM vectorises, unlike ``math.exp`` in the PyPI llvmlite.
+Gram form, no N x N matrix: for 32 anchors at a time the shifted logits
+``z_i . z_j - |z_j|^2 / 2`` (:func:`minissl.losses.tiles.gram_block`, a register tile of
+8 anchors x one vector of candidates, ``d`` the inner loop), then per anchor the softmax in
+float64 (shifted by the bound ``|z_i|^2 / 2``, which no logit exceeds, or by the row maximum
+when everything would underflow), then both gradient products from the coefficient rows
+(:func:`~minissl.losses.tiles.anchor_product`,
+:func:`~minissl.losses.tiles.candidate_product`): 6 N^2 d flops per step. Anchors are split
+into ``N_CHUNKS`` fixed chunks processed in parallel; gradient terms that land on *other*
+samples (the negatives) go to the chunk's own buffer, and buffers are summed in chunk
+order afterwards, so results do not depend on the thread count. ``exp`` is evaluated by
+:func:`_exp_row` (range reduction and a degree-12 polynomial, ~1 ulp), which LLVM
+vectorises, unlike ``math.exp`` in the PyPI llvmlite.
+
+float32 inputs run the pair products, gradients and buffers in float32; logits, softmax,
+log-sum-exp, row and column sums and the value stay float64 (``tests/test_tiles.py``
+states the tolerance against the float64 reference).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, FASTMATH, FASTMATH_ELEMENTWISE, N_CHUNKS
+from .tiles import R, anchor_product, block_rows, candidate_product, gram_block
 
 __all__ = ["infonce_core", "infonce_linear", "exp_row", "Workspace", "LinearWorkspace", "infonce_step",
            "infonce_step_serial", "linear_forward", "normalize_backward", "reduce_features", "weight_grad",
@@ -32,11 +41,12 @@ _INV_LN2 = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _EXCLUDED = -1.0e300  # logit of a pair that is not in the denominator (exp -> 0)
+SUPER = 4  # 8-anchor blocks per pass: a candidate tile in L1 serves 32 anchors
 
 
 @njit(fastmath=FASTMATH_ELEMENTWISE, cache=CACHE)
-def _exp_row(x, out, kbits):
-    """``out[j] = exp(x[j])`` for ``x[j] <= 0`` (values below -700 give exp(-700) ~ 1e-304).
+def _exp_row(x, shift, out, kbits):
+    """``out[j] = exp(x[j] - shift)`` for ``x[j] <= shift`` (below -700 gives exp(-700) ~ 1e-304).
 
     ``exp(x) = 2^k exp(r)``, ``k = round(x / ln 2)``, ``r = x - k ln 2`` (Cody-Waite split),
     ``exp(r)`` by its Taylor polynomial of degree 12 (|r| <= ln2/2: truncation < 2e-16
@@ -44,7 +54,7 @@ def _exp_row(x, out, kbits):
     """
     n = x.shape[0]
     for j in range(n):
-        v = x[j]
+        v = x[j] - shift
         v = v if v > -700.0 else -700.0
         kf = np.floor(v * _INV_LN2 + 0.5)
         r = (v - kf * _LN2_HI) - kf * _LN2_LO
@@ -72,251 +82,163 @@ def exp_row(x):
     """Vectorised ``exp`` of a 1-D float64 array of non-positive values (tested against np.exp)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty_like(x)
-    _exp_row(x, out, np.empty(x.shape[0], dtype=np.int64))
+    _exp_row(x, 0.0, out, np.empty(x.shape[0], dtype=np.int64))
     return out
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _sq_dist_block(zT, z, i0, rr, dist):
-    """``dist[r, j] = |z[i0 + r] - zT[:, j]|^2`` for ``r < rr``."""
-    d, n = zT.shape
-    for r in range(rr):
+def _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2, kb):
+    """``e = exp(row - m)`` (and ``e2`` from ``row2``); returns the total with the positive pair."""
+    n = row.shape[0]
+    _exp_row(row, m, e, kb)
+    tot = np.exp(tp - m) if has_pos else 0.0
+    for j in range(n):
+        tot += e[j]
+    if both:
+        _exp_row(row2, m, e2, kb)
         for j in range(n):
-            dist[r, j] = 0.0
-    for k in range(d):
-        zk = zT[k]
-        for r in range(rr):
-            a = z[i0 + r, k]
-            row = dist[r]
-            for j in range(n):
-                t = zk[j] - a
-                row[j] += t * t
+            tot += e2[j]
+    return tot
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _anchor_and_scatter(zT, z, i0, rr, coef, gA, buf, colsum, tmp):
-    """Gradient of ``sum_{r,j} coef[r, j] |z[i0+r] - zT[:, j]|^2``.
+def _softmax_rows(i0, rr, nsub, L1, L2, both, sq1, lpos, beta, inv_n, P1, P2, cs1, cs2, rs, lse):
+    """Rows ``s < rr`` of the anchor block at ``i0``: log-sum-exp and gradient coefficients.
 
-    Anchor rows go to ``gA[i0 + r]``; terms on the other points go to ``buf`` (d, N).
+    ``L`` holds the shifted logits ``z_i . z_j - |z_j|^2/2 = -|z_i - z_j|^2/2 + |z_i|^2/2``;
+    the shift cancels in the softmax and is taken out of ``lse``. Writes
+    ``P[s, j] = -beta/(2N) softmax_ij`` (the coefficient of ``|z_i - z_j|^2``; zero for
+    ``j = i`` and for the padding rows ``s >= rr``), its row sums ``rs`` and column sums
+    ``cs`` (float64) and ``lse``.
     """
-    d, n = zT.shape
-    for j in range(n):
-        s = 0.0
-        for r in range(rr):
-            s += coef[r, j]
-        colsum[j] = s
-    for k in range(d):
-        zk = zT[k]
-        for r in range(rr):
-            row = coef[r]
-            acc = 0.0
-            cs = 0.0
+    n = L1.shape[1]
+    kb = np.empty(n, dtype=np.int64)
+    e = np.empty(n)
+    e2 = np.empty(n if both else 1)
+    for s in range(rr):
+        i = i0 + s
+        h = 0.5 * sq1[i]
+        row = L1[s]
+        row[i] = _EXCLUDED
+        tp = lpos[i] + h
+        has_pos = lpos[i] > _EXCLUDED
+        row2 = L2[s] if both else row
+        if both:
+            row2[i] = _EXCLUDED
+        # every shifted logit is <= h (it is h - |z_i - z_j|^2 / 2): shift by that bound, and
+        # by the true maximum only when every term is so small that exp would lose it
+        m = max(h, tp)
+        tot = _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2, kb)
+        if tot < 1e-250:
+            m = tp
             for j in range(n):
-                acc += row[j] * zk[j]
-                cs += row[j]
-            gA[i0 + r, k] += 2.0 * (cs * z[i0 + r, k] - acc)
+                m = max(m, max(row[j], row2[j]))
+            tot = _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2, kb)
+        lse[i] = m - h + np.log(tot)
+        f = -0.5 * beta * inv_n / tot
+        e[i] = 0.0
+        p1 = P1[s]
+        acc = 0.0
         for j in range(n):
-            tmp[j] = colsum[j] * zk[j]
-        for r in range(rr):
-            a = z[i0 + r, k]
-            row = coef[r]
+            v = e[j] * f
+            p1[j] = v
+            cs1[j] += v
+            acc += v
+        if both:
+            e2[i] = 0.0
+            p2 = P2[s]
             for j in range(n):
-                tmp[j] -= row[j] * a
-        b = buf[k]
-        for j in range(n):
-            b[j] += 2.0 * tmp[j]
+                v = e2[j] * f
+                p2[j] = v
+                cs2[j] += v
+                acc += v
+        rs[s] = acc
+    for s in range(rr, nsub * R):
+        P1[s, :] = 0.0
+        if both:
+            P2[s, :] = 0.0
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _sq_dist4(zT, z, i0, dist):
-    """Four-row version of :func:`_sq_dist_block` (rows ``i0 .. i0+3``), two features per pass."""
-    d, n = zT.shape
-    d0 = dist[0]
-    d1 = dist[1]
-    d2 = dist[2]
-    d3 = dist[3]
-    for j in range(n):
-        d0[j] = 0.0
-        d1[j] = 0.0
-        d2[j] = 0.0
-        d3[j] = 0.0
-    k = 0
-    while k + 1 < d:
-        za = zT[k]
-        zb = zT[k + 1]
-        a0, a1, a2, a3 = z[i0, k], z[i0 + 1, k], z[i0 + 2, k], z[i0 + 3, k]
-        b0, b1, b2, b3 = z[i0, k + 1], z[i0 + 1, k + 1], z[i0 + 2, k + 1], z[i0 + 3, k + 1]
-        for j in range(n):
-            u = za[j]
-            v = zb[j]
-            t0 = u - a0
-            s0 = v - b0
-            t1 = u - a1
-            s1 = v - b1
-            t2 = u - a2
-            s2 = v - b2
-            t3 = u - a3
-            s3 = v - b3
-            d0[j] += t0 * t0 + s0 * s0
-            d1[j] += t1 * t1 + s1 * s1
-            d2[j] += t2 * t2 + s2 * s2
-            d3[j] += t3 * t3 + s3 * s3
-        k += 2
-    if k < d:
-        za = zT[k]
-        a0, a1, a2, a3 = z[i0, k], z[i0 + 1, k], z[i0 + 2, k], z[i0 + 3, k]
-        for j in range(n):
-            u = za[j]
-            t0 = u - a0
-            t1 = u - a1
-            t2 = u - a2
-            t3 = u - a3
-            d0[j] += t0 * t0
-            d1[j] += t1 * t1
-            d2[j] += t2 * t2
-            d3[j] += t3 * t3
-
-
-@njit(fastmath=FASTMATH, cache=CACHE)
-def _grad4(zT, z, i0, coef, gA, buf):
-    """Four-row version of :func:`_anchor_and_scatter`, anchor and scatter fused per feature."""
-    d, n = zT.shape
-    c0 = coef[0]
-    c1 = coef[1]
-    c2 = coef[2]
-    c3 = coef[3]
-    r0 = 0.0
-    r1 = 0.0
-    r2 = 0.0
-    r3 = 0.0
-    for j in range(n):
-        r0 += c0[j]
-        r1 += c1[j]
-        r2 += c2[j]
-        r3 += c3[j]
-    for k in range(d):
-        zk = zT[k]
-        b = buf[k]
-        a0, a1, a2, a3 = z[i0, k], z[i0 + 1, k], z[i0 + 2, k], z[i0 + 3, k]
-        acc0 = 0.0
-        acc1 = 0.0
-        acc2 = 0.0
-        acc3 = 0.0
-        for j in range(n):
-            v = zk[j]
-            w0 = c0[j]
-            w1 = c1[j]
-            w2 = c2[j]
-            w3 = c3[j]
-            acc0 += w0 * v
-            acc1 += w1 * v
-            acc2 += w2 * v
-            acc3 += w3 * v
-            b[j] += 2.0 * ((w0 + w1 + w2 + w3) * v - (w0 * a0 + w1 * a1 + w2 * a2 + w3 * a3))
-        gA[i0, k] += 2.0 * (r0 * a0 - acc0)
-        gA[i0 + 1, k] += 2.0 * (r1 * a1 - acc1)
-        gA[i0 + 2, k] += 2.0 * (r2 * a2 - acc2)
-        gA[i0 + 3, k] += 2.0 * (r3 * a3 - acc3)
-
-
-@njit(fastmath=FASTMATH, cache=CACHE)
-def _infonce_chunk(c, nchunks, z1T, z2T, z1, lpos, both, beta, inv_n, gA, buf1, buf2, lse):
+def _infonce_chunk(c, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, inv_n, gA, buf1, buf2, lse):
     """Process anchors ``[c N / nchunks, (c+1) N / nchunks)`` (see module docstring)."""
     d, n = z1T.shape
     i_start = c * n // nchunks
     i_end = (c + 1) * n // nchunks
-    R = 4  # the unrolled helpers process four anchor rows
-    d1 = np.empty((R, n))
-    d2 = np.empty((R, n) if both else (1, 1))
-    x = np.empty(n)
-    e = np.empty(n)
-    kb = np.empty(n, dtype=np.int64)
-    colsum = np.empty(n)
-    tmp = np.empty(n)
+    S = SUPER * R
+    dt = z1.dtype
+    L1 = np.empty((S, n))
+    L2 = np.empty((S, n) if both else (1, 1))
+    P1 = np.empty((S, n), dtype=dt)
+    P2 = np.empty((S, n) if both else (1, 1), dtype=dt)
+    A = np.empty((S, d), dtype=dt)
+    rs = np.empty(S)
+    rows = np.empty(S, dtype=np.int64)
+    cs1 = np.zeros(n)
+    cs2 = np.zeros(n if both else 1)
     b1 = buf1[c]
     b2 = buf2[c]
+    b1[...] = 0.0
+    if both:
+        b2[...] = 0.0
+    for i0 in range(i_start, i_end, S):
+        nsub = block_rows(i0, i_end, rows)
+        rr = min(S, i_end - i0)
+        gram_block(z1, rows, nsub, z1T, sq1, L1)
+        if both:
+            gram_block(z1, rows, nsub, z2T, sq2, L2)
+        _softmax_rows(i0, rr, nsub, L1, L2, both, sq1, lpos, beta, inv_n, P1, P2, cs1, cs2, rs, lse)
+        A[...] = 0.0
+        anchor_product(P1, nsub, z1, A)
+        candidate_product(P1, nsub, z1, rows, b1)
+        if both:
+            anchor_product(P2, nsub, z2, A)
+            candidate_product(P2, nsub, z1, rows, b2)
+        for s in range(rr):
+            i = i0 + s
+            for k in range(d):
+                gA[i, k] += 2.0 * (rs[s] * z1[i, k] - A[s, k])
+    # the candidates' own term of d|z_i - z_j|^2 / dz_j, with the column sums of the chunk
     for k in range(d):
+        zk = z1T[k]
+        bk = b1[k]
         for j in range(n):
-            b1[k, j] = 0.0
-            if both:
-                b2[k, j] = 0.0
-    for i0 in range(i_start, i_end, R):
-        rr = min(R, i_end - i0)
-        if rr == 4:
-            _sq_dist4(z1T, z1, i0, d1)
-            if both:
-                _sq_dist4(z2T, z1, i0, d2)
-        else:
-            _sq_dist_block(z1T, z1, i0, rr, d1)
-            if both:
-                _sq_dist_block(z2T, z1, i0, rr, d2)
-        for r in range(rr):
-            i = i0 + r
-            m = lpos[i]
-            row = d1[r]
+            bk[j] = 2.0 * (cs1[j] * zk[j] - bk[j])
+        if both:
+            zk = z2T[k]
+            bk = b2[k]
             for j in range(n):
-                row[j] = -0.5 * row[j]
-            row[i] = _EXCLUDED
-            for j in range(n):
-                m = max(m, row[j])
-            if both:
-                row2 = d2[r]
-                for j in range(n):
-                    row2[j] = -0.5 * row2[j]
-                row2[i] = _EXCLUDED
-                for j in range(n):
-                    m = max(m, row2[j])
-            s = np.exp(lpos[i] - m) if lpos[i] > _EXCLUDED else 0.0
-            for j in range(n):
-                x[j] = row[j] - m
-            _exp_row(x, e, kb)
-            s1 = 0.0
-            for j in range(n):
-                s1 += e[j]
-            for j in range(n):
-                row[j] = e[j]
-            s += s1
-            if both:
-                for j in range(n):
-                    x[j] = row2[j] - m
-                _exp_row(x, e, kb)
-                s2 = 0.0
-                for j in range(n):
-                    s2 += e[j]
-                for j in range(n):
-                    row2[j] = e[j]
-                s += s2
-            lse[i] = m + np.log(s)
-            f = -0.5 * beta * inv_n / s
-            for j in range(n):
-                row[j] *= f
-            row[i] = 0.0
-            if both:
-                for j in range(n):
-                    row2[j] *= f
-                row2[i] = 0.0
-        if rr == 4:
-            _grad4(z1T, z1, i0, d1, gA, b1)
-            if both:
-                _grad4(z2T, z1, i0, d2, gA, b2)
-        else:
-            _anchor_and_scatter(z1T, z1, i0, rr, d1, gA, b1, colsum, tmp)
-            if both:
-                _anchor_and_scatter(z2T, z1, i0, rr, d2, gA, b2, colsum, tmp)
-
-
-@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
-def _infonce_parallel(z1T, z2T, z1, lpos, both, beta, inv_n, gA, buf1, buf2, lse):
-    nchunks = buf1.shape[0]
-    for c in prange(nchunks):
-        _infonce_chunk(c, nchunks, z1T, z2T, z1, lpos, both, beta, inv_n, gA, buf1, buf2, lse)
+                bk[j] = 2.0 * (cs2[j] * zk[j] - bk[j])
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _infonce_serial(z1T, z2T, z1, lpos, both, beta, inv_n, gA, buf1, buf2, lse):
+def _sq_norms(zT):
+    """``|z_j|^2`` in float64 from the feature-major ``zT`` (d, N)."""
+    d, n = zT.shape
+    sq = np.zeros(n)
+    for k in range(d):
+        zk = zT[k]
+        for j in range(n):
+            sq[j] += np.float64(zk[j]) * zk[j]
+    return sq
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
+def _infonce_parallel(z1T, z2T, z1, z2, lpos, both, beta, inv_n, gA, buf1, buf2, lse):
     nchunks = buf1.shape[0]
+    sq1 = _sq_norms(z1T)
+    sq2 = _sq_norms(z2T) if both else sq1
+    for c in prange(nchunks):
+        _infonce_chunk(c, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, inv_n, gA, buf1, buf2, lse)
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def _infonce_serial(z1T, z2T, z1, z2, lpos, both, beta, inv_n, gA, buf1, buf2, lse):
+    nchunks = buf1.shape[0]
+    sq1 = _sq_norms(z1T)
+    sq2 = _sq_norms(z2T) if both else sq1
     for c in range(nchunks):
-        _infonce_chunk(c, nchunks, z1T, z2T, z1, lpos, both, beta, inv_n, gA, buf1, buf2, lse)
+        _infonce_chunk(c, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, inv_n, gA, buf1, buf2, lse)
 
 
 class Workspace:
@@ -325,51 +247,58 @@ class Workspace:
     def __init__(self):
         self._key = None
 
-    def get(self, n, d, both):
-        key = (n, d, both)
+    def get(self, n, d, both, dtype=np.float64):
+        key = (n, d, both, np.dtype(dtype))
         if key != self._key:
             nchunks = min(N_CHUNKS, n)
-            self.gA = np.empty((n, d))
-            self.buf1 = np.empty((nchunks, d, n))
-            self.buf2 = np.empty((nchunks, d, n) if both else (nchunks, 1, 1))
+            self.gA = np.empty((n, d), dtype)
+            self.buf1 = np.empty((nchunks, d, n), dtype)
+            self.buf2 = np.empty((nchunks, d, n) if both else (nchunks, 1, 1), dtype)
             self.lse = np.empty(n)
-            self.z1T = np.empty((d, n))
-            self.z2T = np.empty((d, n)) if both else self.z1T
+            self.z1T = np.empty((d, n), dtype)
+            self.z2T = np.empty((d, n), dtype) if both else self.z1T
             self._key = key
         return self
+
+
+def kernel_dtype(*arrays):
+    """float32 when every array is float32, else float64: the precision the kernels run in."""
+    return np.float32 if all(np.asarray(a).dtype == np.float32 for a in arrays) else np.float64
 
 
 def infonce_core(z1, z2, alpha=1.0, beta=1.0, negatives="view1", parallel=True, workspace=None):
     """Numba implementation of :func:`minissl.losses.reference.infonce_core` (same contract).
 
-    Kernels run in float64; float32 inputs are converted and the gradients returned in
-    float32 (the O(N^2 d) work is exp-bound, and float64 keeps the log-sum-exp exact).
-    ``workspace`` (a :class:`Workspace`) lets repeated calls reuse their buffers.
+    float32 inputs run float32 kernels (pair products, gradients) with float64 logits,
+    log-sum-exp, row and column sums; anything else runs in float64. The gradients come
+    back in the kernel's dtype. ``workspace`` (a :class:`Workspace`) lets repeated calls
+    reuse their buffers.
     """
-    dtype = z1.dtype
-    z1 = np.ascontiguousarray(z1, dtype=np.float64)
-    z2 = np.ascontiguousarray(z2, dtype=np.float64)
+    dtype = kernel_dtype(z1, z2)
+    z1 = np.ascontiguousarray(z1, dtype=dtype)
+    z2 = np.ascontiguousarray(z2, dtype=dtype)
     n, d = z1.shape
     both = negatives == "both"
-    ws = (workspace or Workspace()).get(n, d, both)
-    pos = ((z1 - z2) ** 2).sum(1)
+    ws = (workspace or Workspace()).get(n, d, both, dtype)
+    diff = z1.astype(np.float64) - z2
+    pos = (diff * diff).sum(1)
     lpos = -0.5 * pos + (np.log(alpha) if alpha > 0 else _EXCLUDED)
     ws.z1T[...] = z1.T
     if both:
         ws.z2T[...] = z2.T
     ws.gA.fill(0.0)
     kern = _infonce_parallel if parallel else _infonce_serial
-    kern(ws.z1T, ws.z2T, z1, lpos, both, float(beta), 1.0 / n, ws.gA, ws.buf1, ws.buf2, ws.lse)
+    kern(ws.z1T, ws.z2T, z1, z2, lpos, both, float(beta), 1.0 / n, ws.gA, ws.buf1, ws.buf2, ws.lse)
     lse = ws.lse
     value = float(np.mean(0.5 * pos + beta * lse))
     wpos = np.exp(lpos - lse) if alpha > 0 else np.zeros(n)
     epos = (0.5 - 0.5 * beta * wpos) / n
-    dpos = 2.0 * epos[:, None] * (z1 - z2)
-    g1 = ws.gA + ws.buf1.sum(0).T + dpos
+    dpos = 2.0 * epos[:, None] * diff
+    g1 = ws.gA + ws.buf1.sum(0, dtype=np.float64).T + dpos
     g2 = -dpos
     if both:
-        g2 = g2 + ws.buf2.sum(0).T
-    return value, g1.astype(dtype, copy=False), g2.astype(dtype, copy=False)
+        g2 = g2 + ws.buf2.sum(0, dtype=np.float64).T
+    return value, g1.astype(dtype), g2.astype(dtype)
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -421,6 +350,20 @@ def linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, n
             gA[i, p] = 0.0
     for i in range(n):
         lpos[i] = -0.5 * lpos[i] + la if alpha > 0 else _EXCLUDED
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def _candidates(z1T, z2T, z2, both):
+    """Squared norms of the candidates (float64) and, with negatives from both views, the
+    row-major copy ``z2`` of ``z2T`` (the anchors' gradient reads candidates by row)."""
+    sq1 = _sq_norms(z1T)
+    if not both:
+        return sq1, sq1
+    d1, n = z2T.shape
+    for p in range(d1):
+        for i in range(n):
+            z2[i, p] = z2T[p, i]
+    return sq1, _sq_norms(z2T)
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -545,8 +488,9 @@ def infonce_step(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normalize,
     # two parallel regions (three with normalization): each region wakes the thread pool,
     # which costs ~0.1-0.2 ms on a small machine when the workers have gone to sleep
     linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
+    sq1, sq2 = _candidates(z1T, z2T, z2, both)
     for ch in prange(nchunks):
-        _infonce_chunk(ch, nchunks, z1T, z2T, z1, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
+        _infonce_chunk(ch, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
     value = _value(z1T, z2T, lse, beta, W, wd)
     for ch in range(nchunks):
         _positive_coef(ch * n // nchunks, (ch + 1) * n // nchunks, lpos, lse, alpha, beta, n)
@@ -577,8 +521,9 @@ def infonce_step_serial(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, nor
     d1 = W.shape[0]
     nchunks = buf1.shape[0]
     linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
+    sq1, sq2 = _candidates(z1T, z2T, z2, both)
     for ch in range(nchunks):
-        _infonce_chunk(ch, nchunks, z1T, z2T, z1, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
+        _infonce_chunk(ch, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
     value = _value(z1T, z2T, lse, beta, W, wd)
     for ch in range(nchunks):
         _positive_coef(ch * n // nchunks, (ch + 1) * n // nchunks, lpos, lse, alpha, beta, n)
@@ -593,30 +538,30 @@ def infonce_step_serial(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, nor
 
 
 class LinearWorkspace:
-    """Buffers of :func:`infonce_linear` for one problem size (reused across steps)."""
+    """Buffers of :func:`infonce_linear` for one problem size and dtype (reused across steps)."""
 
     def __init__(self):
         self._key = None
 
-    def get(self, n, d0, d1, both):
-        key = (n, d0, d1, both)
+    def get(self, n, d0, d1, both, dtype=np.float64):
+        key = (n, d0, d1, both, np.dtype(dtype))
         if key != self._key:
             nchunks = min(N_CHUNKS, n)
-            self.z1 = np.empty((n, d1))
-            self.z2 = np.empty((n, d1))
+            self.z1 = np.empty((n, d1), dtype)
+            self.z2 = np.empty((n, d1), dtype)
             self.nrm1 = np.empty(n)
             self.nrm2 = np.empty(n)
-            self.z1T = np.empty((d1, n))
-            self.z2T = np.empty((d1, n))
-            self.gA = np.empty((n, d1))
-            self.buf1 = np.empty((nchunks, d1, n))
-            self.buf2 = np.empty((nchunks, d1, n) if both else (nchunks, 1, 1))
+            self.z1T = np.empty((d1, n), dtype)
+            self.z2T = np.empty((d1, n), dtype)
+            self.gA = np.empty((n, d1), dtype)
+            self.buf1 = np.empty((nchunks, d1, n), dtype)
+            self.buf2 = np.empty((nchunks, d1, n) if both else (nchunks, 1, 1), dtype)
             self.lse = np.empty(n)
             self.lpos = np.empty(n)
-            self.x1T = np.empty((d0, n))
-            self.x2T = np.empty((d0, n))
-            self.g1 = np.empty((d1, n))  # gradients w.r.t. the outputs, feature-major
-            self.g2 = np.empty((d1, n))
+            self.x1T = np.empty((d0, n), dtype)
+            self.x2T = np.empty((d0, n), dtype)
+            self.g1 = np.empty((d1, n), dtype)  # gradients w.r.t. the outputs, feature-major
+            self.g2 = np.empty((d1, n), dtype)
             self._key = key
         return self
 
@@ -625,11 +570,12 @@ def infonce_linear(W, x1, x2, b, alpha, beta, negatives, normalize, c, norm_eps,
                    workspace=None, parallel=True):
     """Value and gradients of an InfoNCE-family loss on ``f(x) = W x + b`` (Numba engine).
 
-    Same contract as :meth:`minissl.losses.Loss.value_and_grad` with the reference engine;
-    float32 inputs are computed in float64 and the gradients returned in float32.
+    Same contract as :meth:`minissl.losses.Loss.value_and_grad` with the reference engine.
+    float32 weights and views run float32 kernels with float64 sums (value, log-sum-exp,
+    softmax row and column sums, weight-gradient sums); the gradients come back in float32.
     """
     both = negatives == "both"
-    dtype, W64, x1, x2, ws, has_bias, b64, dW, db = prepare_linear(W, x1, x2, b, both, workspace)
+    dtype, W64, x1, x2, ws, has_bias, b64, dW, db = prepare_linear(W, x1, x2, b, both, workspace, float32=True)
     drive = infonce_step if parallel else infonce_step_serial
     value = drive(W64, b64, has_bias, x1, x2, ws.x1T, ws.x2T, float(alpha), float(beta), both,
                   bool(normalize), float(c), float(norm_eps), float(weight_decay), ws.z1, ws.z2,
@@ -638,24 +584,27 @@ def infonce_linear(W, x1, x2, b, alpha, beta, negatives, normalize, c, norm_eps,
     return linear_result(value, dW, db, dtype, has_bias)
 
 
-def prepare_linear(W, x1, x2, b, both, workspace):
-    """Float64, contiguous inputs, the workspace for this size, and output arrays.
+def prepare_linear(W, x1, x2, b, both, workspace, float32=False):
+    """Contiguous inputs in the kernel dtype, the workspace for this size, and output arrays.
 
-    Returns ``(dtype, W64, x1, x2, ws, has_bias, b64, dW, db)``; ``dtype`` is the caller's
-    (float32 inputs are computed in float64 and the gradients cast back).
+    Returns ``(dtype, W, x1, x2, ws, has_bias, b, dW, db)``: ``dtype`` is the caller's. With
+    ``float32=True`` (kernels that have a float32 version) the kernel dtype is
+    :func:`kernel_dtype` of the inputs — float32 when the weights, bias and both views are
+    float32 — else float64 (float32 inputs are computed in float64, results cast back).
     """
     dtype = W.dtype
-    W64 = np.ascontiguousarray(W, dtype=np.float64)
-    x1 = np.ascontiguousarray(x1, dtype=np.float64)
-    x2 = np.ascontiguousarray(x2, dtype=np.float64)
+    kd = kernel_dtype(W, x1, x2, *(() if b is None else (b,))) if float32 else np.float64
+    Wk = np.ascontiguousarray(W, dtype=kd)
+    x1 = np.ascontiguousarray(x1, dtype=kd)
+    x2 = np.ascontiguousarray(x2, dtype=kd)
     n, d0 = x1.shape
-    d1 = W64.shape[0]
-    ws = (workspace or LinearWorkspace()).get(n, d0, d1, both)
+    d1 = Wk.shape[0]
+    ws = (workspace or LinearWorkspace()).get(n, d0, d1, both, kd)
     has_bias = b is not None
-    b64 = np.ascontiguousarray(b, dtype=np.float64) if has_bias else np.zeros(d1)
+    bk = np.ascontiguousarray(b, dtype=kd) if has_bias else np.zeros(d1, kd)
     ws.x1T[...] = x1.T
     ws.x2T[...] = x2.T
-    return dtype, W64, x1, x2, ws, has_bias, b64, np.empty((d1, d0)), np.empty(d1)
+    return dtype, Wk, x1, x2, ws, has_bias, bk, np.empty((d1, d0), kd), np.empty(d1, kd)
 
 
 def linear_result(value, dW, db, dtype, has_bias):
