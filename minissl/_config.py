@@ -1,8 +1,13 @@
 """One place for the Numba compilation policy of every kernel in minissl.
 
 FASTMATH
-    LLVM fast-math flags used by all kernels: reassociation and contraction (what loop
-    vectorisation and FMA need), no signed zeros, reciprocal and approximate functions.
+    LLVM fast-math flags used by all kernels: contraction (FMA), no signed zeros,
+    reciprocal and approximate functions. ``reassoc`` is deliberately absent: with it LLVM
+    reorders sums differently depending on where a function is inlined, and the same kernel
+    gave different last bits freshly compiled and loaded from the cache (a run's numbers
+    depended on whether it was the first). Sums that must vectorise spell out their order
+    (:mod:`minissl.losses.lanesum`); ``tests/test_determinism.py`` compiles a kernel in a
+    fresh cache and compares it with the cached one.
     ``nnan`` and ``ninf`` are deliberately absent: kernels see ``-inf``-like logits and
     users can pass extreme values, and those flags make LLVM assume they never occur
     (umap removed blanket fastmath for this reason).
@@ -28,10 +33,8 @@ N_CHUNKS
 
 import os
 
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+FASTMATH = {"nsz", "arcp", "contract", "afn"}
 CACHE = os.environ.get("MINISSL_NUMBA_CACHE", "1") != "0"  # set 0 to inspect assembly
-# elementwise loops need no reassociation; Cody-Waite range reduction must not be reassociated
-FASTMATH_ELEMENTWISE = FASTMATH - {"reassoc"}
 N_CHUNKS = 8
 THREAD_SPIN = 3000
 

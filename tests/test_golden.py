@@ -14,11 +14,12 @@ Fields that depend on the clock or the machine are dropped before storing and be
 comparing, by ``cases.normalize`` (the one list of what is not compared). The subprocesses
 run single-threaded unless ``MINISSL_GOLDEN_THREADS`` is set (see ``cases.subprocess_env``).
 
-Why a tolerance and not bit equality: the Numba InfoNCE kernels give results that differ in
-the last bits between a process that compiles them (cold cache) and one that loads them from
-the ``__pycache__`` cache (warm); after a 300-step run that is up to ~6e-14 relative (the
-convergence diagnostic ``spectral_change``, a difference of close numbers), far below 1e-12.
-The goldens are recorded with a warm cache.
+Why a tolerance and not bit equality: the goldens pin results, not one compiler's choices.
+(Until issue 13 the Numba kernels also differed in the last bits between a process that
+compiled them and one that loaded them from the cache, because LLVM was allowed to
+reassociate sums; that is gone — ``tests/test_determinism.py`` — and a cold and a warm
+regeneration now write identical files.) An intended change of the numbers is recorded with
+``tests/golden/regenerate.py`` and described with ``tests/golden/compare_dirs.py OLD NEW``.
 """
 
 from __future__ import annotations

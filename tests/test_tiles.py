@@ -5,6 +5,7 @@ Stated float32 tolerance (InfoNCE family, O(1) outputs): value within 1e-6 relat
 gradients within 2e-6 of max(1, max |reference gradient|). Measured: ~3e-9 and ~2e-7.
 """
 
+import numba
 import numpy as np
 import pytest
 
@@ -95,3 +96,26 @@ def test_float32_linear_step_within_the_stated_tolerance(kw):
     scale = max(1.0, np.abs(gWr).max())
     assert np.abs(gW - gWr).max() <= F32_GRAD_RTOL * scale
     assert np.abs(gb - gbr).max() <= F32_GRAD_RTOL * scale
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_well_separated_float32_outputs_stay_accurate(dtype):
+    """Softmax weights down to ~exp(-200): the coefficients below ``coef_floor`` are set to
+    zero (they would be subnormal in float32), and the result still meets the tolerance."""
+    rng = np.random.default_rng(11)
+    z1 = (4.0 * rng.normal(size=(150, 12))).astype(dtype)
+    z2 = (z1 + 0.3 * rng.normal(size=z1.shape)).astype(dtype)
+    ref = reference.infonce_core(z1.astype(np.float64), z2.astype(np.float64), 1.0, 0.5, "view1")
+    out = kernels.infonce_core(z1, z2, 1.0, 0.5, "view1")
+    rtol, gtol = (1e-12, 1e-12) if dtype == np.float64 else (F32_VALUE_RTOL, F32_GRAD_RTOL)
+    assert abs(out[0] - ref[0]) <= rtol * abs(ref[0])
+    for a, r in zip(out[1:], ref[1:]):
+        assert np.abs(a - r).max() <= gtol * max(1.0, np.abs(r).max())
+
+
+def test_coefficient_floor_is_tiny_over_epsilon():
+    floor = numba.njit(lambda a: tiles.coef_floor(a))
+    for dtype in (np.float32, np.float64):
+        info = np.finfo(dtype)
+        assert floor(np.zeros(1, dtype)) == float(info.tiny) / float(info.eps)
+    assert 9e-32 < floor(np.zeros(1, np.float32)) < 1e-31

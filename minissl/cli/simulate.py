@@ -77,6 +77,9 @@ _LOSS_PARAMS = option_params()
 @click.option("--weight-decay", type=float, default=None, callback=O.real(lo=0.0),
               show_default="0; simsiam/byol 0.05, which pins the fixed point the theory predicts")
 @O.engine_option()
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help="Precision of data, weights and kernels. float32 runs the InfoNCE family's kernels in "
+                   "float32 (float64 softmax and sums) in a Python loop; the compiled loop is float64 only.")
 @click.option("--rank-tol", type=float, default=RANK_RTOL, show_default=True, callback=O.real(lo=0.0),
               help="Relative tolerance of the numerical rank (eigenvalues > tol * largest).")
 @click.option("--track", is_flag=True, default=False,
@@ -121,7 +124,7 @@ def simulate_cmd(**kw):
 
 def _run_contrastive(*, loss, n, d1, variances, augmentation, sigma, theta, scale_b, model, steps, lr,
                      lr_schedule, optimizer, noise, replicates, seed, normalize, c, kappa, bias, weight_decay,
-                     engine, rank_tol, track, track_csv, track_plot, uniformity_t, json_path, **rest):
+                     engine, dtype, rank_tol, track, track_csv, track_plot, uniformity_t, json_path, **rest):
     from ..comparison import compare
     from ..losses import get_loss
     from ..train import ConvergenceWarning, simulate
@@ -136,7 +139,7 @@ def _run_contrastive(*, loss, n, d1, variances, augmentation, sigma, theta, scal
                            theta=theta, scale_b=scale_b, d1=d1, model=model, steps=steps, lr=lr,
                            optimizer=optimizer, lr_schedule=lr_schedule, noise=noise,
                            replicates=replicates, bias=bias, seed=seed, kappa=kappa, track=track,
-                           uniformity_t=uniformity_t)
+                           uniformity_t=uniformity_t, dtype=np.dtype(dtype).type)
         elapsed = time.perf_counter() - t0
         comparison = compare(res, rank_tol=rank_tol, kappa=kappa)
     report = {"minissl_version": __version__, "settings": res.settings, "loss": repr(loss_obj), **comparison,
@@ -179,7 +182,7 @@ def _run_siamese(*, loss, rank_tol, track, track_csv, track_plot, json_path, n, 
 
 _SIAMESE_ONLY = ("predictor", "stop_gradient", "batchnorm", "ema", "objective", "predictor_lr", "predictor_init")
 _CONTRASTIVE_ONLY = _LOSS_PARAMS + ("model", "noise", "replicates", "normalize", "c", "kappa", "bias", "engine",
-                                    "scale_b")
+                                    "scale_b", "dtype")
 
 
 def _check_applicable(ctx, loss, augmentation, normalize, model, track):

@@ -30,8 +30,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .._config import CACHE, FASTMATH, FASTMATH_ELEMENTWISE, N_CHUNKS
-from .tiles import R, anchor_product, block_rows, candidate_product, gram_block
+from .._config import CACHE, FASTMATH, N_CHUNKS
+from .lanesum import dot, dot2, sqdist, total
+from .tiles import R, anchor_product, block_rows, candidate_product, coef_floor, gram_block
 
 __all__ = ["infonce_core", "infonce_linear", "exp_row", "Workspace", "LinearWorkspace", "infonce_step",
            "infonce_step_serial", "linear_forward", "normalize_backward", "reduce_features", "weight_grad",
@@ -44,7 +45,7 @@ _EXCLUDED = -1.0e300  # logit of a pair that is not in the denominator (exp -> 0
 SUPER = 4  # 8-anchor blocks per pass: a candidate tile in L1 serves 32 anchors
 
 
-@njit(fastmath=FASTMATH_ELEMENTWISE, cache=CACHE)
+@njit(fastmath=FASTMATH, cache=CACHE)
 def _exp_row(x, shift, out, kbits):
     """``out[j] = exp(x[j] - shift)`` for ``x[j] <= shift`` (below -700 gives exp(-700) ~ 1e-304).
 
@@ -92,12 +93,10 @@ def _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2, kb):
     n = row.shape[0]
     _exp_row(row, m, e, kb)
     tot = np.exp(tp - m) if has_pos else 0.0
-    for j in range(n):
-        tot += e[j]
+    tot += total(e[:n])
     if both:
         _exp_row(row2, m, e2, kb)
-        for j in range(n):
-            tot += e2[j]
+        tot += total(e2[:n])
     return tot
 
 
@@ -112,6 +111,7 @@ def _softmax_rows(i0, rr, nsub, L1, L2, both, sq1, lpos, beta, inv_n, P1, P2, cs
     ``cs`` (float64) and ``lse``.
     """
     n = L1.shape[1]
+    floor = coef_floor(P1)  # coefficients below it are zero (kept out of subnormal arithmetic)
     kb = np.empty(n, dtype=np.int64)
     e = np.empty(n)
     e2 = np.empty(n if both else 1)
@@ -138,20 +138,21 @@ def _softmax_rows(i0, rr, nsub, L1, L2, both, sq1, lpos, beta, inv_n, P1, P2, cs
         f = -0.5 * beta * inv_n / tot
         e[i] = 0.0
         p1 = P1[s]
-        acc = 0.0
         for j in range(n):
             v = e[j] * f
+            v = v if abs(v) > floor else 0.0
             p1[j] = v
             cs1[j] += v
-            acc += v
+        acc = total(p1)
         if both:
             e2[i] = 0.0
             p2 = P2[s]
             for j in range(n):
                 v = e2[j] * f
+                v = v if abs(v) > floor else 0.0
                 p2[j] = v
                 cs2[j] += v
-                acc += v
+            acc += total(p2)
         rs[s] = acc
     for s in range(rr, nsub * R):
         P1[s, :] = 0.0
@@ -437,17 +438,9 @@ def weight_grad(p0, p1, W, wd, g1, g2, x1T, x2T, dW, db):
     for p in range(p0, p1):
         a = g1[p]
         bb = g2[p]
-        sb = 0.0
-        for i in range(n):
-            sb += a[i] + bb[i]
-        db[p] = sb
+        db[p] = total(a) + total(bb)
         for q in range(d0):
-            u = x1T[q]
-            v = x2T[q]
-            s = 2.0 * wd * W[p, q]
-            for i in range(n):
-                s += a[i] * u[i] + bb[i] * v[i]
-            dW[p, q] = s
+            dW[p, q] = 2.0 * wd * W[p, q] + dot2(a, x1T[q], bb, x2T[q])
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -456,17 +449,13 @@ def _value(z1T, z2T, lse, beta, W, wd):
     d1, n = z1T.shape
     value = 0.0
     for p in range(d1):
-        for i in range(n):
-            t = z1T[p, i] - z2T[p, i]
-            value += 0.5 * t * t
-    for i in range(n):
-        value += beta * lse[i]
+        value += 0.5 * sqdist(z1T[p], z2T[p])
+    value += beta * total(lse)
     value /= n
     if wd > 0:
         s = 0.0
         for p in range(W.shape[0]):
-            for q in range(W.shape[1]):
-                s += W[p, q] * W[p, q]
+            s += dot(W[p], W[p])
         value += wd * s
     return value
 

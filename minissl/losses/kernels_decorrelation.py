@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from .._config import CACHE, FASTMATH
+from .lanesum import dot, sqdist, total
 from .kernels import linear_forward, normalize_backward, weight_grad, linear_result, prepare_linear
 
 __all__ = ["barlow_linear", "vicreg_linear", "decorrelation_step"]
@@ -28,14 +29,10 @@ def _standardize_rows(zT, yT, s, eps, standardize):
             for i in range(n):
                 yT[p, i] = zT[p, i]
             continue
-        mu = 0.0
+        mu = total(zT[p]) / n
         for i in range(n):
-            mu += zT[p, i]
-        mu /= n
-        v = 0.0
-        for i in range(n):
-            t = zT[p, i] - mu
-            v += t * t
+            yT[p, i] = zT[p, i] - mu
+        v = dot(yT[p], yT[p])
         s[p] = np.sqrt(v / n + eps)
         for i in range(n):
             yT[p, i] = (zT[p, i] - mu) / s[p]
@@ -49,13 +46,8 @@ def _standardize_backward_rows(gyT, yT, s, standardize, gT):
             for i in range(n):
                 gT[p, i] = gyT[p, i]
             continue
-        m1 = 0.0
-        m2 = 0.0
-        for i in range(n):
-            m1 += gyT[p, i]
-            m2 += gyT[p, i] * yT[p, i]
-        m1 /= n
-        m2 /= n
+        m1 = total(gyT[p]) / n
+        m2 = dot(gyT[p], yT[p]) / n
         for i in range(n):
             gT[p, i] = (gyT[p, i] - m1 - yT[p, i] * m2) / s[p]
 
@@ -73,10 +65,7 @@ def _barlow_grad(z1T, z2T, lam, standardize, eps, g1, g2):
     cc = np.empty((d, d))
     for p in range(d):
         for q in range(d):
-            acc = 0.0
-            for i in range(n):
-                acc += y1[p, i] * y2[q, i]
-            cc[p, q] = acc / n
+            cc[p, q] = dot(y1[p], y2[q]) / n
     value = 0.0
     G = np.empty((d, d))
     for p in range(d):
@@ -107,14 +96,10 @@ def _vicreg_view(zT, var_c, cov_c, gamma, eps, g):
     zc = np.empty((d, n))
     value = 0.0
     for p in range(d):
-        mu = 0.0
-        for i in range(n):
-            mu += zT[p, i]
-        mu /= n
-        v = 0.0
+        mu = total(zT[p]) / n
         for i in range(n):
             zc[p, i] = zT[p, i] - mu
-            v += zc[p, i] * zc[p, i]
+        v = dot(zc[p], zc[p])
         std = np.sqrt(v / (n - 1) + eps)
         if std < gamma:
             value += var_c * 0.5 * (gamma - std) / d
@@ -124,10 +109,7 @@ def _vicreg_view(zT, var_c, cov_c, gamma, eps, g):
     cov = np.empty((d, d))
     for p in range(d):
         for q in range(p, d):
-            acc = 0.0
-            for i in range(n):
-                acc += zc[p, i] * zc[q, i]
-            cov[p, q] = acc / (n - 1)
+            cov[p, q] = dot(zc[p], zc[q]) / (n - 1)
             cov[q, p] = cov[p, q]
     f = cov_c * 4.0 / (d * (n - 1))
     for p in range(d):
@@ -146,9 +128,9 @@ def _vicreg_grad(z1T, z2T, inv, var_c, cov_c, gamma, eps, g1, g2):
     value = 0.0
     f = 2.0 * inv / (n * d)
     for p in range(d):
+        value += sqdist(z1T[p], z2T[p])
         for i in range(n):
             t = z1T[p, i] - z2T[p, i]
-            value += t * t
             g1[p, i] = f * t
             g2[p, i] = -f * t
     value *= inv / (n * d)
@@ -175,8 +157,7 @@ def decorrelation_step(kind, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize, c
     if wd > 0:
         s = 0.0
         for p in range(d1):
-            for q in range(W.shape[1]):
-                s += W[p, q] * W[p, q]
+            s += dot(W[p], W[p])
         value += wd * s
     return value
 

@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, FASTMATH
+from .lanesum import dot, total
 from .kernels import (linear_forward, normalize_backward, reduce_features, weight_grad, linear_result,
                       prepare_linear)
 
@@ -52,10 +53,7 @@ def _grad_dot(zT, z, i0, rr, coef, gA, buf):
         b = buf[k]
         for r in range(rr):
             row = coef[r]
-            acc = 0.0
-            for j in range(n):
-                acc += row[j] * zk[j]
-            gA[i0 + r, k] += acc
+            gA[i0 + r, k] += dot(row, zk)
             a = z[i0 + r, k]
             for j in range(n):
                 b[j] += row[j] * a
@@ -86,15 +84,14 @@ def _scl_chunk(c, nchunks, z1T, z2T, z1, both, kpair, gA, buf1, buf2, pv):
             i = i0 + r
             row = d1[r]
             row[i] = 0.0
-            s = 0.0
+            s = dot(row, row)
             for j in range(n):
-                s += row[j] * row[j]
                 row[j] *= 2.0 * kpair
             if both:
                 row2 = d2[r]
                 row2[i] = 0.0
+                s += dot(row2, row2)
                 for j in range(n):
-                    s += row2[j] * row2[j]
                     row2[j] *= 2.0 * kpair
             pv[i] = kpair * s
         _grad_dot(z1T, z1, i0, rr, d1, gA, b1)
@@ -120,16 +117,13 @@ def _scl_value(z1T, z2T, pv, W, wd):
     d1, n = z1T.shape
     s = 0.0
     for p in range(d1):
-        for i in range(n):
-            s += z1T[p, i] * z2T[p, i]
+        s += dot(z1T[p], z2T[p])
     value = -2.0 * s / n
-    for i in range(n):
-        value += pv[i]
+    value += total(pv)
     if wd > 0:
         w2 = 0.0
         for p in range(W.shape[0]):
-            for q in range(W.shape[1]):
-                w2 += W[p, q] * W[p, q]
+            w2 += dot(W[p], W[p])
         value += wd * w2
     return value
 

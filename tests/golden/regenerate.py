@@ -18,8 +18,11 @@ How to run it (from the repository root)
     python tests/golden/regenerate.py --list              # print the case ids and exit
 
 Only regenerate when a change of the numbers is intended: the files pin today's behaviour.
-Record with a warm Numba cache (run it twice, or after the tests) and the default single
-thread (``MINISSL_GOLDEN_THREADS``, see ``cases.subprocess_env``).
+Keep a copy of the old folder and describe the change with
+``python tests/golden/compare_dirs.py OLD_COPY tests/golden`` (per case: how many numbers
+moved, by how much of themselves and of their group). Record with the default single thread
+(``MINISSL_GOLDEN_THREADS``, see ``cases.subprocess_env``); a cold or warm Numba cache gives
+the same files.
 """
 
 from __future__ import annotations
