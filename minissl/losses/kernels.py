@@ -229,7 +229,8 @@ def _infonce_parallel(z1T, z2T, z1, z2, lpos, both, beta, inv_n, gA, buf1, buf2,
     nchunks = buf1.shape[0]
     sq1 = _sq_norms(z1T)
     sq2 = _sq_norms(z2T) if both else sq1
-    for c in prange(nchunks):
+    for c_ in prange(nchunks):  # the index as int64: one specialisation of the callee
+        c = np.int64(c_)
         _infonce_chunk(c, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, inv_n, gA, buf1, buf2, lse)
 
 
@@ -478,21 +479,26 @@ def infonce_step(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normalize,
     # which costs ~0.1-0.2 ms on a small machine when the workers have gone to sleep
     linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
     sq1, sq2 = _candidates(z1T, z2T, z2, both)
-    for ch in prange(nchunks):
+    for ch_ in prange(nchunks):
+        ch = np.int64(ch_)
         _infonce_chunk(ch, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
     value = _value(z1T, z2T, lse, beta, W, wd)
     for ch in range(nchunks):
         _positive_coef(ch * n // nchunks, (ch + 1) * n // nchunks, lpos, lse, alpha, beta, n)
     if normalize:
-        for p in prange(d1):
+        for p_ in prange(d1):
+            p = np.int64(p_)
             _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, lpos, g1, g2)
-        for blk in prange(nchunks):
+        for blk_ in prange(nchunks):
+            blk = np.int64(blk_)
             normalize_backward(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, c,
                                 g1, g2)
-        for p in prange(d1):
+        for p_ in prange(d1):
+            p = np.int64(p_)
             weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
     else:
-        for p in prange(d1):
+        for p_ in prange(d1):
+            p = np.int64(p_)
             _feature_pass(p, gA, buf1, buf2, both, z1T, z2T, lpos, g1, g2)
             weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
     return value
@@ -522,7 +528,7 @@ def infonce_step_serial(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, nor
         for blk in range(nchunks):
             normalize_backward(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, c,
                                 g1, g2)
-    weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
+    weight_grad(np.int64(0), d1, W, wd, g1, g2, x1T, x2T, dW, db)
     return value
 
 

@@ -152,8 +152,8 @@ def decorrelation_step(kind, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize, c
     else:
         value = _vicreg_grad(z1T, z2T, prm[0], prm[1], prm[2], prm[3], prm[4], g1, g2)
     if normalize:
-        normalize_backward(0, n, z1T, z2T, nrm1, nrm2, c, g1, g2)
-    weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
+        normalize_backward(np.int64(0), n, z1T, z2T, nrm1, nrm2, c, g1, g2)
+    weight_grad(np.int64(0), d1, W, wd, g1, g2, x1T, x2T, dW, db)
     if wd > 0:
         s = 0.0
         for p in range(d1):

@@ -137,14 +137,18 @@ def scl_step(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd,
     nchunks = buf1.shape[0]
     kpair = 1.0 / (n * (n - 1) * (2 if both else 1))
     linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, 1.0)
-    for ch in prange(nchunks):
+    for ch_ in prange(nchunks):  # the index as int64: one specialisation of the callee
+        ch = np.int64(ch_)
         _scl_chunk(ch, nchunks, z1T, z2T, z1, both, kpair, gA, buf1, buf2, pv)
-    for p in prange(d1):
+    for p_ in prange(d1):
+        p = np.int64(p_)
         reduce_features(p, p + 1, gA, buf1, buf2, both, g1, g2)
-    for blk in prange(nchunks):
+    for blk_ in prange(nchunks):
+        blk = np.int64(blk_)
         _scl_positive(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, normalize, c,
                       g1, g2)
-    for p in prange(d1):
+    for p_ in prange(d1):
+        p = np.int64(p_)
         weight_grad(p, p + 1, W, wd, g1, g2, x1T, x2T, dW, db)
     return _scl_value(z1T, z2T, pv, W, wd)
 
@@ -164,7 +168,7 @@ def scl_step_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_e
     for blk in range(nchunks):
         _scl_positive(blk * n // nchunks, (blk + 1) * n // nchunks, z1T, z2T, nrm1, nrm2, normalize, c,
                       g1, g2)
-    weight_grad(0, d1, W, wd, g1, g2, x1T, x2T, dW, db)
+    weight_grad(np.int64(0), d1, W, wd, g1, g2, x1T, x2T, dW, db)
     return _scl_value(z1T, z2T, pv, W, wd)
 
 

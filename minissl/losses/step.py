@@ -9,13 +9,16 @@ Numba's cache) to its own loop without the other families' kernels.
 Adding a loss with a new kernel: give it a ``kernel_id`` in the registry, a step with the
 signature of the others (``W, b, has_bias, x1, x2, x1T, x2T``, the loss's numbers, the
 normalization settings, the workspace; returns the value, leaves ``dW, db`` in the
-workspace) and one branch here, with its entry in ``_FAMILY``.
+workspace), a family function here like :func:`_scl`, and its entries in ``_STEP`` and
+``_FAMILY``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import literally, njit
+from numba import config, njit, types
+from numba.core import errors
+from numba.extending import overload
 
 from .._config import CACHE, N_CHUNKS
 from .kernels import infonce_step, infonce_step_serial
@@ -55,9 +58,44 @@ def step_workspace(n, d0, d1, both):
             np.empty((d1, n)), np.empty((d1, d0)), np.empty(d1))
 
 
-@njit(parallel=True, cache=CACHE)
+def _infonce(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, ws):
+    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
+    if parallel:
+        return infonce_step(W, b, has_bias, x1, x2, x1T, x2T, prm[0], prm[1], both, normalize, c, norm_eps,
+                            wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+    return infonce_step_serial(W, b, has_bias, x1, x2, x1T, x2T, prm[0], prm[1], both, normalize, c,
+                               norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1,
+                               g2, dW, db)
+
+
+def _scl(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, ws):
+    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
+    if parallel:
+        return scl_step(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
+                        nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+    return scl_step_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
+                           nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+
+
+def _decorrelation(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps,
+                   wd, ws):
+    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
+    return decorrelation_step(kernel - KERNEL_BARLOW, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize, c,
+                              norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, g1, g2, dW, db)
+
+
+# family -> its step (one branch per family; Barlow Twins and VICReg share the decorrelation step)
+_STEP = {KERNEL_INFONCE: _infonce, KERNEL_SCL: _scl, KERNEL_BARLOW: _decorrelation}
+
+
 def linear_step(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, ws):
     """Value of the loss at ``W, b`` on one pair of views; its gradient goes to ``ws``'s ``dW, db``.
+
+    In compiled code ``family`` must be a compile-time constant (``numba.literally`` in the
+    caller): the overload below picks the family's step while typing, so a loop compiles
+    only its own family's kernels (a value test ``if family == ...`` would type, and on a
+    cold cache compile, every branch). Called from Python (or with ``NUMBA_DISABLE_JIT=1``)
+    it dispatches on the value.
 
     Parameters
     ----------
@@ -80,20 +118,18 @@ def linear_step(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T,
     ws : tuple
         :func:`step_workspace`.
     """
-    literally(family)
-    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
-    if family == KERNEL_INFONCE:
-        if parallel:
-            return infonce_step(W, b, has_bias, x1, x2, x1T, x2T, prm[0], prm[1], both, normalize, c, norm_eps,
-                                wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
-        return infonce_step_serial(W, b, has_bias, x1, x2, x1T, x2T, prm[0], prm[1], both, normalize, c,
-                                   norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1,
-                                   g2, dW, db)
-    if family == KERNEL_SCL:
-        if parallel:
-            return scl_step(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
-                            nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
-        return scl_step_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
-                               nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
-    return decorrelation_step(kernel - KERNEL_BARLOW, prm, W, b, has_bias, x1, x2, x1T, x2T, normalize, c,
-                              norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, g1, g2, dW, db)
+    return _STEP[family](family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c,
+                         norm_eps, wd, ws)
+
+
+if not config.DISABLE_JIT:
+    @overload(linear_step, jit_options={"cache": CACHE})
+    def _linear_step_typed(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c,
+                           norm_eps, wd, ws):
+        if not isinstance(family, types.IntegerLiteral):
+            raise errors.TypingError("linear_step: family must be a compile-time constant "
+                                     f"(numba.literally in the caller), got {family}")
+        if family.literal_value not in _STEP:
+            raise errors.TypingError(f"linear_step: no step for family {family.literal_value} "
+                                     f"(known: {sorted(_STEP)})")
+        return _STEP[family.literal_value]
