@@ -58,6 +58,16 @@ def median_time(fn, reps, min_seconds=0.0):
     return statistics.median(ts), (min(ts), max(ts))
 
 
+def _cell(row, impl):
+    """``median ms [min–max]`` of one implementation in a result row, or n/a."""
+    t = row[impl]
+    if not t:
+        return "n/a"
+    lo, hi = row["spread"][impl]
+    digits = 3 if t < 0.01 else 2
+    return f"{t * 1e3:.{digits}f} ms [{lo * 1e3:.{digits}f}–{hi * 1e3:.{digits}f}]"
+
+
 def pause():
     time.sleep(0.5)
 
@@ -136,34 +146,34 @@ def bench_steps(sizes, reps, have_torch, have_jax=False):
             ref = minissl.get_loss("infonce", engine="numpy")
             fast = minissl.get_loss("infonce", engine="numba")
             pause()
-            t_fast, _ = median_time(lambda: fast.value_and_grad_unchecked(W, x1, x2), reps, 0.5)
+            t_fast, s_fast = median_time(lambda: fast.value_and_grad_unchecked(W, x1, x2), reps, 0.5)
             v_fast, g_fast, _ = fast.value_and_grad_unchecked(W, x1, x2)
             pause()
             r_reps = max(3, reps // (4 if n >= 2048 else 1))
-            t_ref, _ = median_time(lambda: ref.value_and_grad_unchecked(W, x1, x2), r_reps)
+            t_ref, s_ref = median_time(lambda: ref.value_and_grad_unchecked(W, x1, x2), r_reps)
             v_ref, g_ref, _ = ref.value_and_grad_unchecked(W, x1, x2)
             tol = 1e-10 if dtype == np.float64 else 1e-3
             err = float(np.max(np.abs(g_fast - g_ref)) / np.max(np.abs(g_ref)))
             assert err < tol, f"numba result differs from the reference: {err:.3g}"
-            t_torch = None
+            t_torch = s_torch = None
             if have_torch:
                 import torch
 
                 torch.set_num_threads(os.cpu_count() or 1)
                 step = torch_step_fn(n, dtype)
                 pause()
-                t_torch, _ = median_time(step, r_reps)
+                t_torch, s_torch = median_time(step, r_reps)
                 v_t, g_t = step()
                 assert np.max(np.abs(g_t - g_ref)) / np.max(np.abs(g_ref)) < 1e-3
-            t_jax = None
+            t_jax = s_jax = None
             if have_jax:
                 step = jax_step_fn(n, dtype)
                 pause()
-                t_jax, _ = median_time(step, reps, 0.5)
+                t_jax, s_jax = median_time(step, reps, 0.5)
                 v_j, g_j = step()
                 assert np.max(np.abs(g_j - g_ref)) / np.max(np.abs(g_ref)) < 1e-3
             rows.append(dict(n=n, dtype=np.dtype(dtype).name, numpy=t_ref, numba=t_fast, torch=t_torch,
-                             jax=t_jax, err=err))
+                             jax=t_jax, err=err, spread=dict(numpy=s_ref, numba=s_fast, torch=s_torch, jax=s_jax)))
             print(f"  N={n:5d} {np.dtype(dtype).name}: numpy {t_ref * 1e3:8.2f} ms  numba {t_fast * 1e3:7.3f} ms"
                   + (f"  torch {t_torch * 1e3:8.2f} ms" if t_torch else "")
                   + (f"  jax {t_jax * 1e3:8.2f} ms" if t_jax else ""), flush=True)
@@ -316,8 +326,9 @@ def main():
              f"Numba compile time of the step kernel: {comp['cold']:.1f} s cold, {comp['warm']:.2f} s "
              "from the on-disk cache.",
              "",
-             "InfoNCE value + gradient for a linear model, d = 32 (median per step; GFLOP/s with the "
-             "cost model 6N²d + 8Nd² + 7N²; % of the matmul peak of the same dtype):",
+             "InfoNCE value + gradient for a linear model, d = 32 (median per step, [fastest–slowest] "
+             "repetition below it; GFLOP/s of the median with the cost model 6N²d + 8Nd² + 7N²; % of the "
+             "matmul peak of the same dtype):",
              "",
              "| N | dtype | NumPy ref | Numba | PyTorch autograd | JAX jit | Numba vs NumPy | Numba vs PyTorch | "
              "Numba vs JAX | Numba GFLOP/s | % of peak |",
@@ -325,11 +336,11 @@ def main():
     for r in steps:
         peak = peak64 if r["dtype"] == "float64" else peak32
         gf = flops(r["n"]) / r["numba"] / 1e9
-        tt = f"{r['torch'] * 1e3:.2f} ms" if r["torch"] else "n/a"
+        tt = _cell(r, "torch")
         vs_t = f"{r['torch'] / r['numba']:.1f}×" if r["torch"] else "n/a"
-        tj = f"{r['jax'] * 1e3:.2f} ms" if r["jax"] else "n/a"
+        tj = _cell(r, "jax")
         vs_j = f"{r['jax'] / r['numba']:.1f}×" if r["jax"] else "n/a"
-        lines.append(f"| {r['n']} | {r['dtype']} | {r['numpy'] * 1e3:.2f} ms | {r['numba'] * 1e3:.3f} ms | {tt} | "
+        lines.append(f"| {r['n']} | {r['dtype']} | {_cell(r, 'numpy')} | {_cell(r, 'numba')} | {tt} | "
                      f"{tj} | {r['numpy'] / r['numba']:.1f}× | {vs_t} | {vs_j} | {gf:.1f} | {100 * gf / peak:.0f}% |")
     lines += ["", "Whole training run (InfoNCE, Adam, fresh isotropic noise every step, d = 32):", "",
               "| N | steps | compiled loop (Numba) | Python loop (NumPy reference) | ratio |", "|---|---|---|---|---|"]
