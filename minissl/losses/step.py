@@ -9,8 +9,8 @@ Numba's cache) to its own loop without the other families' kernels.
 Adding a loss with a new kernel: give it a ``kernel_id`` in the registry, a step with the
 signature of the others (``W, b, has_bias, x1, x2, x1T, x2T``, the loss's numbers, the
 normalization settings, the workspace; returns the value, leaves ``dW, db`` in the
-workspace), a family function here like :func:`_scl`, and its entries in ``_STEP`` and
-``_FAMILY``.
+workspace), its threaded and single-thread functions here like :func:`_scl_threads`, and
+its entries in ``_STEP`` and ``_FAMILY``.
 """
 
 from __future__ import annotations
@@ -58,25 +58,6 @@ def step_workspace(n, d0, d1, both):
             np.empty((d1, n)), np.empty((d1, d0)), np.empty(d1))
 
 
-def _infonce(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, ws):
-    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
-    if parallel:
-        return infonce_step(W, b, has_bias, x1, x2, x1T, x2T, prm[0], prm[1], both, normalize, c, norm_eps,
-                            wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
-    return infonce_step_serial(W, b, has_bias, x1, x2, x1T, x2T, prm[0], prm[1], both, normalize, c,
-                               norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1,
-                               g2, dW, db)
-
-
-def _scl(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, ws):
-    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
-    if parallel:
-        return scl_step(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
-                        nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
-    return scl_step_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
-                           nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
-
-
 def _decorrelation(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps,
                    wd, ws):
     z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
@@ -84,18 +65,50 @@ def _decorrelation(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x
                               norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, g1, g2, dW, db)
 
 
-# family -> its step (one branch per family; Barlow Twins and VICReg share the decorrelation step)
-_STEP = {KERNEL_INFONCE: _infonce, KERNEL_SCL: _scl, KERNEL_BARLOW: _decorrelation}
+def _infonce_threads(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps,
+                     wd, ws):
+    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
+    return infonce_step(W, b, has_bias, x1, x2, x1T, x2T, prm[0], prm[1], both, normalize, c, norm_eps,
+                        wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+
+
+def _infonce_one_thread(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c,
+                        norm_eps, wd, ws):
+    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
+    return infonce_step_serial(W, b, has_bias, x1, x2, x1T, x2T, prm[0], prm[1], both, normalize, c,
+                               norm_eps, wd, z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1,
+                               g2, dW, db)
+
+
+def _scl_threads(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps,
+                 wd, ws):
+    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
+    return scl_step(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
+                    nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+
+
+def _scl_one_thread(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps,
+                    wd, ws):
+    z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db = ws
+    return scl_step_serial(W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, z1, z2, nrm1,
+                           nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)
+
+
+# (family, parallel) -> its step: a loop compiles only its family's threaded or single-thread
+# kernels (Barlow Twins and VICReg share the decorrelation step, which has no threads)
+_STEP = {(KERNEL_INFONCE, True): _infonce_threads, (KERNEL_INFONCE, False): _infonce_one_thread,
+               (KERNEL_SCL, True): _scl_threads, (KERNEL_SCL, False): _scl_one_thread,
+               (KERNEL_BARLOW, True): _decorrelation, (KERNEL_BARLOW, False): _decorrelation}
 
 
 def linear_step(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps, wd, ws):
     """Value of the loss at ``W, b`` on one pair of views; its gradient goes to ``ws``'s ``dW, db``.
 
-    In compiled code ``family`` must be a compile-time constant (``numba.literally`` in the
-    caller): the overload below picks the family's step while typing, so a loop compiles
-    only its own family's kernels (a value test ``if family == ...`` would type, and on a
-    cold cache compile, every branch). Called from Python (or with ``NUMBA_DISABLE_JIT=1``)
-    it dispatches on the value.
+    In compiled code ``family`` and ``parallel`` must be compile-time constants
+    (``numba.literally`` in the caller): the overload below picks the step while typing, so
+    a loop compiles only its own family's threaded or single-thread kernels (a value test
+    ``if family == ...`` would type, and on a cold cache compile, every branch). Called from
+    Python (or with ``NUMBA_DISABLE_JIT=1``) it dispatches on the values.
 
     Parameters
     ----------
@@ -105,7 +118,7 @@ def linear_step(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T,
         The loss's ``kernel_id``: InfoNCE family (``prm = (alpha, beta)``), SCL (``prm``
         unused), Barlow Twins (``prm = (lam, standardize, eps)``) or VICReg
         (``prm = (inv, var, cov, gamma, eps)``).
-    parallel : bool
+    parallel : bool (compile-time constant)
         Threads inside the step (one large run) or none (one run per thread in a batch).
         Both give bit-identical results (fixed chunks, fixed order of every sum).
     prm : ndarray (float64)
@@ -118,7 +131,7 @@ def linear_step(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T,
     ws : tuple
         :func:`step_workspace`.
     """
-    return _STEP[family](family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c,
+    return _STEP[(family, bool(parallel))](family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c,
                          norm_eps, wd, ws)
 
 
@@ -129,7 +142,10 @@ if not config.DISABLE_JIT:
         if not isinstance(family, types.IntegerLiteral):
             raise errors.TypingError("linear_step: family must be a compile-time constant "
                                      f"(numba.literally in the caller), got {family}")
-        if family.literal_value not in _STEP:
+        if (family.literal_value, True) not in _STEP:
             raise errors.TypingError(f"linear_step: no step for family {family.literal_value} "
-                                     f"(known: {sorted(_STEP)})")
-        return _STEP[family.literal_value]
+                                     f"(known: {sorted({f for f, _ in _STEP})})")
+        if not isinstance(parallel, types.BooleanLiteral):
+            raise errors.TypingError("linear_step: parallel must be a compile-time constant "
+                                     f"(numba.literally in the caller), got {parallel}")
+        return _STEP[(family.literal_value, parallel.literal_value)]

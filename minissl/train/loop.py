@@ -147,6 +147,7 @@ def run_loop(family, kernel, parallel, x, factor, diag, rng, x1, x2, W, b, has_b
     rows are written at steps ``0, record_every, ...`` and after the last step.
     """
     literally(family)
+    literally(parallel)
     n, d0 = x.shape
     d1 = W.shape[0]
     x1T, x2T, ws, state, cv_scratch = _buffers(n, d0, d1, reps, both)
@@ -189,8 +190,9 @@ def _run_batch(family, kernel, xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bi
 _SPECIALISED = {}
 
 
-def _call(disp, family, *args):
-    """``disp(family, *args)``, calling the family's compiled specialisation directly once it exists.
+def _call(disp, literal, *args):
+    """``disp(*args)`` with the arguments at the positions ``literal`` as compile-time constants,
+    calling that compiled specialisation directly once it exists.
 
     A dispatcher called from Python with a ``literally`` argument first types its body with a
     plain integer and then retries with the literal: on a cold cache the first pass compiles
@@ -203,18 +205,17 @@ def _call(disp, family, *args):
 
     overloads = getattr(disp, "overloads", None)
     if overloads is None:  # NUMBA_DISABLE_JIT=1
-        return disp(family, *args)
-    argtypes = tuple(typeof(a) for a in args)
-    key = (disp.__name__, family) + argtypes
+        return disp(*args)
+    sig = tuple(types.literal(a) if i in literal else typeof(a) for i, a in enumerate(args))
+    key = (disp.__name__,) + sig
     entry = _SPECIALISED.get(key)
     if entry is None:
         # compile (or load) the literal signature directly: a plain call would first type the
-        # body with an ordinary integer, compiling every family's kernels (~10 s on a cold
-        # cache) before ``literally`` asks for the retry that prunes the other branches
-        sig = (types.literal(family),) + argtypes
+        # body with ordinary values, compiling every family's kernels (~10 s on a cold cache)
+        # before ``literally`` asks for the retry that keeps only the one needed
         disp.compile(sig)
         entry = _SPECIALISED[key] = overloads[sig].entry_point
-    return entry(family, *args)
+    return entry(*args)
 
 
 def n_records(steps, record_every):
@@ -281,7 +282,7 @@ def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, 
     kernel, prm, *rest = loss_args(loss)
     cv, Mbar = _control(loss, control, (x.shape[1], x.shape[1]))
     with _quiet_compile():
-        done = _call(run_loop, kernel_family(kernel), kernel, True, x, factor, _is_diagonal(factor), rng, x1, x2,
+        done = _call(run_loop, (0, 2), kernel_family(kernel), kernel, True, x, factor, _is_diagonal(factor), rng, x1, x2,
                      W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, replicates, record_every,
                         prm, *rest, cv, Mbar, hist_W, hist_b, hist_loss, hist_gn)
     if nrec > 1:  # the row after the last step repeats the last evaluated loss
@@ -315,7 +316,7 @@ def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, ada
     kernel, prm, *rest = loss_args(loss)
     cv, Mbars = _control(loss, controls, (K, d0, d0))
     with _quiet_compile():
-        _call(_run_batch, kernel_family(kernel), kernel, xs, factors, diag, typed.List(rngs), x1s, x2s, Ws, bs,
+        _call(_run_batch, (0,), kernel_family(kernel), kernel, xs, factors, diag, typed.List(rngs), x1s, x2s, Ws, bs,
               has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, replicates, record_every, prm, *rest, cv,
                    Mbars, hist_W, hist_b, hist_loss, hist_gn, done)
     if nrec > 1:
