@@ -7,6 +7,9 @@ simulator (``NUMBA_ENABLE_CUDASIM=1``, small blocks, sizes that cross block edge
 
 Design (deterministic: no atomics, every sum is done in a fixed order):
 
+* every kernel loops over its items with a grid-stride loop (item ``i``, then
+  ``i + gridsize``, ...), so a launch of any size covers all items: by default one thread per
+  item up to ``MAX_BLOCKS`` blocks;
 * forward: one thread per sample computes its hidden activations and output;
 * backward: one thread per sample writes its own gradient contribution into a per-sample
   buffer, which the host sums in sample order;
@@ -24,9 +27,10 @@ import numpy as np
 from .mlp import add_weight_decay, check_loss, z_loss
 from .probes import check_probe_loss, feature_draws, probe_svd, split_halves
 
-__all__ = ["available", "require", "forward_gpu", "value_and_grad_gpu", "plane_probe_gpu", "THREADS"]
+__all__ = ["available", "require", "forward_gpu", "value_and_grad_gpu", "plane_probe_gpu", "THREADS", "MAX_BLOCKS"]
 
 THREADS = 64  # threads per block (the tests use smaller blocks)
+MAX_BLOCKS = 1024  # default cap on blocks per launch; grid-stride loops do the rest
 _KERNELS = {}
 cuda = None  # numba.cuda, imported on first use (the simulator swaps this module-level name)
 
@@ -72,16 +76,14 @@ def _kernels():
 
     @cuda.jit
     def forward_k(W1, b1, W2, b2, W3, x, relu, u1, a1, u2, a2, z):
-        i = cuda.grid(1)
-        if i >= x.shape[0]:
-            return
-        dense_act(W1, b1, x, i, relu, u1, a1)
-        dense_act(W2, b2, a1, i, relu, u2, a2)
-        for o in range(W3.shape[0]):
-            acc = 0.0
-            for k in range(W3.shape[1]):
-                acc += W3[o, k] * a2[i, k]
-            z[i, o] = acc
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):  # grid-stride: any launch size
+            dense_act(W1, b1, x, i, relu, u1, a1)
+            dense_act(W2, b2, a1, i, relu, u2, a2)
+            for o in range(W3.shape[0]):
+                acc = 0.0
+                for k in range(W3.shape[1]):
+                    acc += W3[o, k] * a2[i, k]
+                z[i, o] = acc
 
     @cuda.jit(device=True)
     def back_act(g, W, u, a, i, relu, g_in):
@@ -93,12 +95,8 @@ def _kernels():
             d = (1.0 if u[i, k] > 0.0 else 0.0) if relu else 1.0 - a[i, k] * a[i, k]
             g_in[i, k] = acc * d
 
-    @cuda.jit
-    def backward_k(W2, W3, x, u1, a1, u2, a2, gz, relu, g2, g1, out):
-        """``out[i]`` = flattened (dW1, db1, dW2, db2, dW3) of sample i."""
-        i = cuda.grid(1)
-        if i >= x.shape[0]:
-            return
+    @cuda.jit(device=True)
+    def _backward_row(W2, W3, x, u1, a1, u2, a2, gz, relu, g2, g1, out, i):
         h1, h2, dout, d0 = a1.shape[1], a2.shape[1], gz.shape[1], x.shape[1]
         o_w1 = 0
         o_b1 = h1 * d0
@@ -119,6 +117,12 @@ def _kernels():
             for q in range(d0):
                 out[i, o_w1 + k * d0 + q] = g1[i, k] * x[i, q]
 
+    @cuda.jit
+    def backward_k(W2, W3, x, u1, a1, u2, a2, gz, relu, g2, g1, out):
+        """``out[i]`` = flattened (dW1, db1, dW2, db2, dW3) of sample i."""
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):  # grid-stride
+            _backward_row(W2, W3, x, u1, a1, u2, a2, gz, relu, g2, g1, out, i)
+
     @cuda.jit(device=True)
     def _z(F, dr, a, U, big, small, Vt, r1, r2, z):
         dout = U.shape[0]
@@ -133,13 +137,9 @@ def _kernels():
                 acc += U[o, s_] * sv * proj
             z[o] = acc
 
-    @cuda.jit
-    def grid_k(F1, F2, U, big, small, Vt, r, alpha, beta, both, out):
-        """Loss at grid point t = (i, j): W3 = U diag(r_i big + r_j small) Vt, mean over draws."""
-        t = cuda.grid(1)
+    @cuda.jit(device=True)
+    def _grid_point(F1, F2, U, big, small, Vt, r, alpha, beta, both, t):
         m = r.shape[0]
-        if t >= m * m:
-            return
         r1 = r[t // m]
         r2 = r[t % m]
         draws, n, h = F1.shape
@@ -183,18 +183,42 @@ def _kernels():
                         s += alpha * math.exp(term - mx)
                 val += 0.5 * pos + beta * (mx + math.log(s))
             total += val / n
-        out[t] = total / draws
+        return total / draws
+
+    @cuda.jit
+    def grid_k(F1, F2, U, big, small, Vt, r, alpha, beta, both, out):
+        """Loss at grid point t = (i, j): W3 = U diag(r_i big + r_j small) Vt, mean over draws."""
+        m = r.shape[0]
+        for t in range(cuda.grid(1), m * m, cuda.gridsize(1)):  # grid-stride
+            out[t] = _grid_point(F1, F2, U, big, small, Vt, r, alpha, beta, both, t)
 
     _KERNELS.update(forward=forward_k, backward=backward_k, grid=grid_k)
     return _KERNELS
 
 
-def _blocks(n, threads):
-    return (n + threads - 1) // threads
+def _check_launch(threads, blocks):
+    """Raise ``ValueError`` unless ``threads`` is a positive integer and ``blocks`` one or None."""
+    for name, v, optional in (("threads", threads, False), ("blocks", blocks, True)):
+        if v is None and optional:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name}={v!r}: expected a positive integer"
+                             + (" or None (one thread per item)." if optional else "."))
 
 
-def forward_gpu(mlp, x, threads=THREADS):
+def _launch(n, threads, blocks):
+    """``(blocks, threads)`` of a launch over ``n`` items: one thread per item, at most
+    ``MAX_BLOCKS`` blocks unless ``blocks`` is given (the kernels' grid-stride loops cover any
+    remainder, so any positive sizes give the same result)."""
+    _check_launch(threads, blocks)
+    if blocks is None:
+        blocks = min(MAX_BLOCKS, max(1, (n + threads - 1) // threads))
+    return int(blocks), int(threads)
+
+
+def forward_gpu(mlp, x, threads=THREADS, blocks=None):
     """Forward pass on the device; returns ``(z, (u1, a1, u2, a2))`` as host arrays."""
+    _check_launch(threads, blocks)
     require()
     k = _kernels()
     x = np.ascontiguousarray(x, dtype=np.float64)
@@ -203,19 +227,19 @@ def forward_gpu(mlp, x, threads=THREADS):
     u1, a1 = np.empty((n, h1)), np.empty((n, h1))
     u2, a2 = np.empty((n, h2)), np.empty((n, h2))
     z = np.empty((n, dout))
-    k["forward"][_blocks(n, threads), threads](mlp.W1, mlp.b1, mlp.W2, mlp.b2, mlp.W3, x,
+    k["forward"][_launch(n, threads, blocks)](mlp.W1, mlp.b1, mlp.W2, mlp.b2, mlp.W3, x,
                                                mlp.activation == "relu", u1, a1, u2, a2, z)
     return z, (u1, a1, u2, a2)
 
 
-def _backward_gpu(mlp, x, cache, gz, threads):
+def _backward_gpu(mlp, x, cache, gz, threads, blocks):
     k = _kernels()
     u1, a1, u2, a2 = cache
     n, d0 = x.shape
     h1, h2, dout = a1.shape[1], a2.shape[1], gz.shape[1]
     size = h1 * d0 + h1 + h2 * h1 + h2 + dout * h2
     out = np.zeros((n, size))
-    k["backward"][_blocks(n, threads), threads](mlp.W2, mlp.W3, np.ascontiguousarray(x, dtype=np.float64), u1, a1,
+    k["backward"][_launch(n, threads, blocks)](mlp.W2, mlp.W3, np.ascontiguousarray(x, dtype=np.float64), u1, a1,
                                                 u2, a2, np.ascontiguousarray(gz, dtype=np.float64),
                                                 mlp.activation == "relu", np.zeros((n, h2)), np.zeros((n, h1)), out)
     tot = np.zeros(size)
@@ -230,18 +254,21 @@ def _backward_gpu(mlp, x, cache, gz, threads):
     return grads
 
 
-def value_and_grad_gpu(mlp, loss, x1, x2, weight_decay=0.0, threads=THREADS):
-    """As :func:`minissl.nonlinear.mlp.value_and_grad_cpu`, the network on the device."""
+def value_and_grad_gpu(mlp, loss, x1, x2, weight_decay=0.0, threads=THREADS, blocks=None):
+    """As :func:`minissl.nonlinear.mlp.value_and_grad_cpu`, the network on the device
+    (``threads`` per block, ``blocks`` per launch: see :func:`_launch`)."""
+    _check_launch(threads, blocks)
     check_loss(loss)
-    z1, c1 = forward_gpu(mlp, x1, threads)
-    z2, c2 = forward_gpu(mlp, x2, threads)
+    z1, c1 = forward_gpu(mlp, x1, threads, blocks)
+    z2, c2 = forward_gpu(mlp, x2, threads, blocks)
     value, g1, g2 = z_loss(loss, z1, z2, "numpy")
-    grads = [a + b for a, b in zip(_backward_gpu(mlp, x1, c1, g1, threads), _backward_gpu(mlp, x2, c2, g2, threads))]
+    grads = [a + b for a, b in zip(_backward_gpu(mlp, x1, c1, g1, threads, blocks), _backward_gpu(mlp, x2, c2, g2, threads, blocks))]
     return add_weight_decay(mlp, value, grads, weight_decay)
 
 
-def plane_probe_gpu(mlp, loss, x, augmentation, r_values, draws=16, seed=1, threads=THREADS):
+def plane_probe_gpu(mlp, loss, x, augmentation, r_values, draws=16, seed=1, threads=THREADS, blocks=None):
     """As :func:`minissl.nonlinear.probes.plane_probe`, one device thread per grid point."""
+    _check_launch(threads, blocks)
     require()
     check_probe_loss(loss)
     alpha, beta, both = loss.infonce_numbers()
@@ -255,6 +282,6 @@ def plane_probe_gpu(mlp, loss, x, augmentation, r_values, draws=16, seed=1, thre
     big, small = split_halves(s)
     m = r.size
     out = np.empty(m * m)
-    _kernels()["grid"][_blocks(m * m, threads), threads](F1, F2, np.ascontiguousarray(U), big, small,
+    _kernels()["grid"][_launch(m * m, threads, blocks)](F1, F2, np.ascontiguousarray(U), big, small,
                                                          np.ascontiguousarray(Vt), r, alpha, beta, both, out)
     return out.reshape(m, m)
