@@ -4,6 +4,9 @@ Run:  python benchmarks/bench_infonce.py [--quick] [--load K] [--out benchmarks/
 
 Measures, in one run on this machine:
 * the float64 / float32 matmul peak (best of several 2048 x 2048 products);
+* start-up in fresh processes: ``import minissl``, the first ``minissl simulate`` on an
+  empty Numba cache and the next one, and peak resident memory (``os.wait4``) of those and
+  of InfoNCE steps at N = 2048 and 4096;
 * per-step time of value-and-gradient of InfoNCE (Eq. 1) for a linear model, d = 32,
   N in {128, 512, 2048, 4096}, float64 and float32: NumPy reference, Numba engine, PyTorch
   CPU autograd when ``torch`` is importable (install ``torch==2.13.0`` for this only) and a
@@ -200,6 +203,28 @@ def bench_training(sizes, steps):
     return rows
 
 
+def bench_dtype_loop(sizes):
+    """The compiled training loop in float64 and float32 (same run otherwise): ms per step."""
+    rows = []
+    for n in sizes:
+        steps = 400 if n <= 512 else 100
+        common = dict(n=n, variances=np.linspace(0.5, 4.0, D), d1=D, sigma=1.0, steps=steps, seed=0, warn=False)
+        t = {}
+        for dt in (np.float64, np.float32):
+            minissl.simulate("infonce", dtype=dt, **dict(common, steps=2))  # compiled / loaded
+            pause()
+            reps = []
+            for _ in range(3):
+                res = minissl.simulate("infonce", dtype=dt, **common)
+                assert res.settings["compiled_loop"] and res.W.dtype == dt
+                reps.append(res.settings["train_seconds"] / steps)
+            t[np.dtype(dt).name] = (statistics.median(reps), min(reps), max(reps))
+        rows.append(dict(n=n, steps=steps, **t))
+        print(f"  compiled loop N={n}: float64 {t['float64'][0] * 1e3:.2f} ms/step, "
+              f"float32 {t['float32'][0] * 1e3:.2f} ms/step", flush=True)
+    return rows
+
+
 def bench_sweeps():
     """Landscape descents per second (d = 2, 8) and batched vs sequential small training runs."""
     from minissl.landscape import descend_batch, effective_landscape
@@ -258,6 +283,52 @@ def compile_times():
     return out
 
 
+_SIMULATE = "import sys; from minissl.cli import main; sys.argv = ['minissl', 'simulate'] + sys.argv[1:]; main()"
+_STEP = ("import sys, numpy as np, minissl; n = int(sys.argv[1]); dt = np.dtype(sys.argv[2]); "
+         "rng = np.random.default_rng(0); W = (0.1 * rng.normal(size=(32, 32))).astype(dt); "
+         "x = rng.normal(size=(n, 32)).astype(dt); L = minissl.get_loss('infonce'); "
+         "[L.value_and_grad(W, x, x + np.float32(0.5)) for _ in range(3)]")
+
+
+def _child(args, env=None):
+    """Run ``python args`` in a fresh process; returns ``(wall seconds, peak RSS in MiB)``."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable] + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"{args} failed: {err[-2000:]}")
+    return wall, usage.ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def startup_and_memory():
+    """Fresh processes: ``import minissl`` beyond NumPy, the first ``minissl simulate`` on an empty
+    ``NUMBA_CACHE_DIR`` and the next one (warm cache), and peak resident memory of a step."""
+    import subprocess
+    import tempfile
+
+    code = ("import time, numpy; t = time.perf_counter(); import minissl; "
+            "print(time.perf_counter() - t)")
+    imports = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                    check=True).stdout.strip()) for _ in range(5)]
+    out = {"import": statistics.median(imports)}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        out["simulate_cold"], out["simulate_cold_rss"] = _child(["-c", _SIMULATE], env)
+        out["simulate_warm"], out["simulate_warm_rss"] = _child(["-c", _SIMULATE], env)
+        for n in (2048, 4096):
+            for dt in ("float64", "float32"):
+                _child(["-c", _STEP, str(n), dt], env)  # compile into the cache first
+                out[f"rss_{n}_{dt}"] = _child(["-c", _STEP, str(n), dt], env)[1]
+    out["rss_numpy"] = _child(["-c", "import numpy"])[1]
+    return out
+
+
 def machine():
     cpu = platform.processor() or "unknown"
     try:
@@ -301,6 +372,9 @@ def main():
     print("machine:", machine(), flush=True)
     comp = compile_times()
     print(f"compile: cold {comp['cold']:.1f} s, warm cache {comp['warm']:.2f} s", flush=True)
+    start = startup_and_memory()
+    print(f"import minissl {start['import']:.2f} s; minissl simulate: cold {start['simulate_cold']:.1f} s, "
+          f"warm {start['simulate_warm']:.1f} s; peak RSS {start['simulate_cold_rss']:.0f} MiB", flush=True)
     peak64 = matmul_peak(np.float64)
     peak32 = matmul_peak(np.float32)
     print(f"matmul peak: {peak64:.0f} GFLOP/s float64, {peak32:.0f} GFLOP/s float32", flush=True)
@@ -313,6 +387,7 @@ def main():
         for p in busy:
             p.kill()
     train = bench_training([128, 512], 1000 if args.quick else 2000)
+    loop_dt = bench_dtype_loop([512] if args.quick else [512, 2048])
     sweeps = bench_sweeps()
 
     lines = [f"Machine: {machine()}. Measured {time.strftime('%Y-%m-%d')} with "
@@ -325,6 +400,21 @@ def main():
              f"Matmul peak in the same run: {peak64:.0f} GFLOP/s (float64), {peak32:.0f} GFLOP/s (float32). "
              f"Numba compile time of the step kernel: {comp['cold']:.1f} s cold, {comp['warm']:.2f} s "
              "from the on-disk cache.",
+             "",
+             "Start-up and memory, each in a fresh process (`NUMBA_CACHE_DIR` an empty folder for the cold run):",
+             "",
+             "| what | time | peak RSS |",
+             "|---|---|---|",
+             f"| `import minissl` (beyond NumPy; median of 5) | {start['import']:.2f} s | |",
+             f"| first `minissl simulate` (defaults), empty cache: compiles its loop | {start['simulate_cold']:.1f} s | "
+             f"{start['simulate_cold_rss']:.0f} MiB |",
+             f"| the next `minissl simulate` (warm cache) | {start['simulate_warm']:.1f} s | "
+             f"{start['simulate_warm_rss']:.0f} MiB |",
+             f"| InfoNCE step, N = 2048, float64 / float32 (Python + NumPy + Numba + buffers) | | "
+             f"{start['rss_2048_float64']:.0f} / {start['rss_2048_float32']:.0f} MiB |",
+             f"| InfoNCE step, N = 4096, float64 / float32 | | "
+             f"{start['rss_4096_float64']:.0f} / {start['rss_4096_float32']:.0f} MiB |",
+             f"| `python -c 'import numpy'` (baseline) | | {start['rss_numpy']:.0f} MiB |",
              "",
              "InfoNCE value + gradient for a linear model, d = 32 (median per step, [fastest–slowest] "
              "repetition below it; GFLOP/s of the median with the cost model 6N²d + 8Nd² + 7N²; % of the "
@@ -347,6 +437,13 @@ def main():
     for r in train:
         lines.append(f"| {r['n']} | {r['steps']} | {r['numba']:.2f} s | {r['numpy']:.2f} s | "
                      f"{r['numpy'] / r['numba']:.1f}× |")
+    lines += ["", "The compiled training loop in float64 and float32 (InfoNCE, Adam, fresh noise, d0 = d1 = 32; "
+              "median of 3 runs [fastest–slowest] per step; noise drawing and the optimizer are float64 in both):", "",
+              "| N | steps | float64 | float32 | float32 speed-up |", "|---|---|---|---|---|"]
+    for r in loop_dt:
+        f64, f32 = r["float64"], r["float32"]
+        lines.append(f"| {r['n']} | {r['steps']} | {f64[0] * 1e3:.2f} ms [{f64[1] * 1e3:.2f}–{f64[2] * 1e3:.2f}] | "
+                     f"{f32[0] * 1e3:.2f} ms [{f32[1] * 1e3:.2f}–{f32[2] * 1e3:.2f}] | {f64[0] / f32[0]:.2f}× |")
     lines += ["", "Sweeps: effective-landscape descents to |grad| < 1e-8 (`descend_batch`, random "
               "β-InfoNCE problems) and batched training runs (`simulate_batch`):", "",
               "| workload | throughput |", "|---|---|",

@@ -105,8 +105,8 @@ def test_compile_notice_speaks_only_while_numba_compiles(capsys):
 
 
 def test_dtype_float32_trains_in_float32_and_agrees_with_float64(tmp_path):
-    """--dtype float32: the run is float32 end to end (no compiled loop) and its learned spectrum
-    matches the float64 run of the same seed to float32 accuracy over a short run."""
+    """--dtype float32: the run is float32 end to end, in the compiled loop, and its learned
+    spectrum matches the float64 run of the same seed to float32 accuracy over a short run."""
     out = {}
     for dt in ("float64", "float32"):
         js = tmp_path / f"{dt}.json"
@@ -114,10 +114,16 @@ def test_dtype_float32_trains_in_float32_and_agrees_with_float64(tmp_path):
         assert res.exit_code == 0, res.output
         out[dt] = json.loads(js.read_text())
     s32 = out["float32"]["settings"]
-    assert s32["dtype"] == "float32" and not s32["compiled_loop"] and out["float64"]["settings"]["compiled_loop"]
+    assert s32["dtype"] == "float32" and s32["compiled_loop"] and out["float64"]["settings"]["compiled_loop"]
     e64 = np.array(out["float64"]["learned_eigenvalues"])
     e32 = np.array(out["float32"]["learned_eigenvalues"])
     assert np.abs(e32 - e64).max() <= 1e-4 * e64.max()
+
+
+def test_dtype_float32_outside_the_infonce_family_says_why_it_runs_in_python():
+    res = _run(["simulate", "--loss", "scl", "--n", "32", "--steps", "20", "--dtype", "float32"])
+    assert res.exit_code == 0, res.output
+    assert "float32 outside the InfoNCE family" in res.output
 
 
 def test_dtype_is_refused_for_the_siamese_methods():

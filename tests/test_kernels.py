@@ -134,6 +134,17 @@ def test_vectorised_exp_is_accurate():
     assert np.all(below == np.exp(-700.0))  # clamped, not NaN
 
 
+def test_vectorised_float32_exp_is_accurate():
+    """minissl.losses.vexp.exp_row32: float64 range reduction, degree-7 float32 polynomial."""
+    x = np.concatenate([np.linspace(-87.0, 0.0, 200001), -np.logspace(-30, np.log10(87.0), 1000), [0.0, -0.0]])
+    out = kernels.exp_row(x, np.float32)
+    assert out.dtype == np.float32
+    rel = np.abs(out.astype(np.float64) / np.exp(x) - 1.0)
+    assert rel.max() < np.finfo(np.float32).eps  # measured 0.62 eps on this grid
+    below = kernels.exp_row(np.array([-88.0, -1e300]), np.float32)
+    assert np.all(below == np.float32(np.exp(-87.0))) and np.all(below > np.finfo(np.float32).tiny)
+
+
 def test_serial_and_parallel_drivers_are_bit_identical():
     W, x1, x2, b = _problem(203, 7, 5, np.float64, True, scale=0.3)
     outs = [kernels.infonce_linear(W, x1, x2, b, 0.3, 0.7, "both", True, 2.0, 1e-12, 0.01, parallel=p)

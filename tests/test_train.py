@@ -35,12 +35,48 @@ def test_replicates_and_fixed_noise_are_deterministic():
 
 def test_float32_run_tracks_float64():
     # NumPy engine: identical random draws (generated in float64, cast), so the trajectories
-    # stay close (the compiled loop is float64 only and draws Numba's random numbers)
+    # stay close
     r64 = _quiet(seed=0, engine="numpy", **SMALL)
     r32 = _quiet(seed=0, dtype=np.float32, engine="numpy", **SMALL)
     assert not r64.settings["compiled_loop"] and not r32.settings["compiled_loop"]
     assert r32.W.dtype == np.float32
     np.testing.assert_allclose(r32.W, r64.W, rtol=0, atol=2e-4)
+
+
+@pytest.mark.parametrize("kw", [{}, {"normalize": True, "bias": True}, {"negatives": "both", "replicates": 2},
+                                {"control_variate": True}])
+def test_compiled_float32_loop_tracks_the_python_float32_loop_and_float64(kw):
+    """The compiled loop runs the InfoNCE family in float32 (float64 noise, gradient sums and Adam
+    moments): it stays within float32 round-off of the Python float32 loop (same views, float32
+    moments) and of the compiled float64 run of the same seed."""
+    base = dict(SMALL, seed=3, **kw)
+    r64 = _quiet(**base)
+    r32 = _quiet(dtype=np.float32, **base)
+    py32 = _quiet(dtype=np.float32, engine="numpy", **base)
+    assert r64.settings["compiled_loop"] and r32.settings["compiled_loop"] and not py32.settings["compiled_loop"]
+    assert r32.W.dtype == np.float32 and (r32.b is None or r32.b.dtype == np.float32)
+    scale = np.abs(r64.W).max()
+    assert np.abs(r32.W - py32.W).max() <= 2e-5 * scale
+    assert np.abs(r32.W - r64.W).max() <= 2e-5 * scale
+    assert np.abs(r32.W - r64.W).max() > 0  # it did run in float32, not float64 rounded at the end
+
+
+def test_compiled_float32_batch_equals_single_runs():
+    """simulate_batch groups float32 runs apart from float64 ones and gives each run's own bits."""
+    cfgs = [{"seed": 1, "dtype": np.float32}, {"seed": 2, "dtype": np.float32}, {"seed": 1}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        batch = minissl.simulate_batch(cfgs, **SMALL)
+    for cfg, res in zip(cfgs, batch):
+        single = _quiet(**SMALL, **cfg)
+        assert res.W.dtype == single.W.dtype
+        np.testing.assert_array_equal(res.W, single.W)
+
+
+def test_float32_outside_the_infonce_family_keeps_the_python_loop():
+    small = {k: v for k, v in SMALL.items() if k != "beta"}
+    res = _quiet(**dict(small, loss="scl"), dtype=np.float32)
+    assert not res.settings["compiled_loop"] and res.W.dtype == np.float32
 
 
 def test_short_run_warns_not_converged():

@@ -78,8 +78,9 @@ _LOSS_PARAMS = option_params()
               show_default="0; simsiam/byol 0.05, which pins the fixed point the theory predicts")
 @O.engine_option()
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
-              help="Precision of data, weights and kernels. float32 runs the InfoNCE family's kernels in "
-                   "float32 (float64 softmax and sums) in a Python loop; the compiled loop is float64 only.")
+              help="Precision of data, weights and kernels. float32 runs the InfoNCE family in the compiled "
+                   "loop with float32 products and float64 softmax, sums and optimizer moments; SCL, Barlow "
+                   "Twins and VICReg keep float64 steps (Python loop).")
 @click.option("--rank-tol", type=float, default=RANK_RTOL, show_default=True, callback=O.real(lo=0.0),
               help="Relative tolerance of the numerical rank (eigenvalues > tol * largest).")
 @click.option("--track", is_flag=True, default=False,
@@ -258,7 +259,8 @@ def format_report(r):
     else:
         why = ("the effective model is descended in Python" if s["model"] == "effective" else
                f"{s['loss']} has no Numba kernel; its NumPy core runs" if not REGISTRY[s["loss"]].accelerated else
-               "no compiled loop for this augmentation/dtype (scale augmentation or float32)")
+               "no compiled loop for this augmentation/dtype (scale augmentation, or float32 outside the "
+               "InfoNCE family)")
         lines.append(f"engine: {s['engine']}" + ("" if s["engine"] == "numpy" else f" (Python loop: {why})"))
     lines.append("")
     pred = r["predicted_eigenvalues"]

@@ -17,12 +17,13 @@ when everything would underflow), then both gradient products from the coefficie
 into ``N_CHUNKS`` fixed chunks processed in parallel; gradient terms that land on *other*
 samples (the negatives) go to the chunk's own buffer, and buffers are summed in chunk
 order afterwards, so results do not depend on the thread count. ``exp`` is evaluated by
-:func:`_exp_row` (range reduction and a degree-12 polynomial, ~1 ulp), which LLVM
-vectorises, unlike ``math.exp`` in the PyPI llvmlite.
+:mod:`minissl.losses.vexp` (range reduction and a polynomial), which LLVM vectorises, unlike
+``math.exp`` in the PyPI llvmlite.
 
-float32 inputs run the pair products, gradients and buffers in float32; logits, softmax,
-log-sum-exp, row and column sums and the value stay float64 (``tests/test_tiles.py``
-states the tolerance against the float64 reference).
+float32 inputs run the pair products, gradients, buffers and the ``exp`` of the softmax in
+float32; logits, the softmax's shift and normaliser, log-sum-exp, row and column sums and the
+value stay float64 (``tests/test_tiles.py`` states the tolerance against the float64
+reference).
 """
 
 from __future__ import annotations
@@ -33,69 +34,25 @@ from numba import njit, prange
 from .._config import CACHE, FASTMATH, N_CHUNKS
 from .lanesum import dot, dot2, sqdist, total
 from .tiles import R, anchor_product, block_rows, candidate_product, coef_floor, gram_block
+from .vexp import exp_into, exp_row, sum_floor
 
 __all__ = ["infonce_core", "infonce_linear", "exp_row", "Workspace", "LinearWorkspace", "infonce_step",
            "infonce_step_serial", "linear_forward", "normalize_backward", "reduce_features", "weight_grad",
            "prepare_linear", "linear_result"]
 
-_INV_LN2 = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
 _EXCLUDED = -1.0e300  # logit of a pair that is not in the denominator (exp -> 0)
 SUPER = 4  # 8-anchor blocks per pass: a candidate tile in L1 serves 32 anchors
-
-
-@njit(fastmath=FASTMATH, cache=CACHE)
-def _exp_row(x, shift, out, kbits):
-    """``out[j] = exp(x[j] - shift)`` for ``x[j] <= shift`` (below -700 gives exp(-700) ~ 1e-304).
-
-    ``exp(x) = 2^k exp(r)``, ``k = round(x / ln 2)``, ``r = x - k ln 2`` (Cody-Waite split),
-    ``exp(r)`` by its Taylor polynomial of degree 12 (|r| <= ln2/2: truncation < 2e-16
-    relative), ``2^k`` by writing the exponent bits.
-    """
-    n = x.shape[0]
-    for j in range(n):
-        v = x[j] - shift
-        v = v if v > -700.0 else -700.0
-        kf = np.floor(v * _INV_LN2 + 0.5)
-        r = (v - kf * _LN2_HI) - kf * _LN2_LO
-        p = 2.08767569878680989792e-09
-        p = p * r + 2.50521083854417187751e-08
-        p = p * r + 2.75573192239858906526e-07
-        p = p * r + 2.75573192239858906526e-06
-        p = p * r + 2.48015873015873015873e-05
-        p = p * r + 1.98412698412698412698e-04
-        p = p * r + 1.38888888888888888889e-03
-        p = p * r + 8.33333333333333333333e-03
-        p = p * r + 4.16666666666666666667e-02
-        p = p * r + 1.66666666666666666667e-01
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
-        kbits[j] = (np.int64(kf) + 1023) << 52
-        out[j] = p
-    scale = kbits.view(np.float64)
-    for j in range(n):
-        out[j] *= scale[j]
-
-
-def exp_row(x):
-    """Vectorised ``exp`` of a 1-D float64 array of non-positive values (tested against np.exp)."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    _exp_row(x, 0.0, out, np.empty(x.shape[0], dtype=np.int64))
-    return out
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
 def _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2, kb):
     """``e = exp(row - m)`` (and ``e2`` from ``row2``); returns the total with the positive pair."""
     n = row.shape[0]
-    _exp_row(row, m, e, kb)
+    exp_into(row, m, e, kb)
     tot = np.exp(tp - m) if has_pos else 0.0
     tot += total(e[:n])
     if both:
-        _exp_row(row2, m, e2, kb)
+        exp_into(row2, m, e2, kb)
         tot += total(e2[:n])
     return tot
 
@@ -113,8 +70,8 @@ def _softmax_rows(i0, rr, nsub, L1, L2, both, sq1, lpos, beta, inv_n, P1, P2, cs
     n = L1.shape[1]
     floor = coef_floor(P1)  # coefficients below it are zero (kept out of subnormal arithmetic)
     kb = np.empty(n, dtype=np.int64)
-    e = np.empty(n)
-    e2 = np.empty(n if both else 1)
+    e = np.empty(n, P1.dtype)  # exp in the kernel's dtype (vexp.py); every sum of it in float64
+    e2 = np.empty(n if both else 1, P1.dtype)
     for s in range(rr):
         i = i0 + s
         h = 0.5 * sq1[i]
@@ -129,7 +86,7 @@ def _softmax_rows(i0, rr, nsub, L1, L2, both, sq1, lpos, beta, inv_n, P1, P2, cs
         # by the true maximum only when every term is so small that exp would lose it
         m = max(h, tp)
         tot = _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2, kb)
-        if tot < 1e-250:
+        if tot < sum_floor(e):
             m = tp
             for j in range(n):
                 m = max(m, max(row[j], row2[j]))

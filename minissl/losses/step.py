@@ -26,12 +26,22 @@ from .kernels_decorrelation import decorrelation_step
 from .kernels_scl import scl_step, scl_step_serial
 from .registry import KERNEL_BARLOW, KERNEL_INFONCE, KERNEL_SCL, KERNEL_VICREG
 
-__all__ = ["linear_step", "step_workspace", "kernel_family"]
+__all__ = ["linear_step", "step_workspace", "kernel_family", "has_float32_step", "FLOAT32_FAMILIES"]
 
 
 # kernel_id -> the family branch of linear_step (Barlow Twins and VICReg share the decorrelation step)
 _FAMILY = {KERNEL_INFONCE: KERNEL_INFONCE, KERNEL_SCL: KERNEL_SCL, KERNEL_BARLOW: KERNEL_BARLOW,
            KERNEL_VICREG: KERNEL_BARLOW}
+
+
+# families whose step runs in float32 (float32 products and gradients, float64 softmax and sums);
+# the others compute in float64 whatever the inputs
+FLOAT32_FAMILIES = frozenset({KERNEL_INFONCE})
+
+
+def has_float32_step(kernel_id):
+    """Whether the compiled step of ``kernel_id`` runs in float32 on float32 weights and views."""
+    return kernel_id is not None and kernel_family(kernel_id) in FLOAT32_FAMILIES
 
 
 def kernel_family(kernel_id):
@@ -44,18 +54,21 @@ def kernel_family(kernel_id):
 
 
 @njit(cache=CACHE)
-def step_workspace(n, d0, d1, both):
+def step_workspace(n, d0, d1, both, W):
     """Buffers of one :func:`linear_step` for ``n`` samples, ``d0`` inputs and ``d1`` outputs.
 
     Returns ``(z1, z2, nrm1, nrm2, z1T, z2T, gA, lpos, buf1, buf2, lse, g1, g2, dW, db)``:
     representations, their norms and transposes, per-chunk accumulators, the gradients with
-    respect to the outputs and the weight gradients ``dW`` (d1, d0) and ``db`` (d1,).
+    respect to the outputs and the weight gradients ``dW`` (d1, d0) and ``db`` (d1,). The
+    products and gradients take the dtype of the weights ``W`` (float32 or float64); norms,
+    positive logits and log-sum-exps are float64.
     """
+    dt = W.dtype
     nchunks = min(N_CHUNKS, n)
-    return (np.empty((n, d1)), np.empty((n, d1)), np.empty(n), np.empty(n), np.empty((d1, n)),
-            np.empty((d1, n)), np.empty((n, d1)), np.empty(n), np.empty((nchunks, d1, n)),
-            np.empty((nchunks, d1, n) if both else (nchunks, 1, 1)), np.empty(n), np.empty((d1, n)),
-            np.empty((d1, n)), np.empty((d1, d0)), np.empty(d1))
+    return (np.empty((n, d1), dt), np.empty((n, d1), dt), np.empty(n), np.empty(n), np.empty((d1, n), dt),
+            np.empty((d1, n), dt), np.empty((n, d1), dt), np.empty(n), np.empty((nchunks, d1, n), dt),
+            np.empty((nchunks, d1, n) if both else (nchunks, 1, 1), dt), np.empty(n), np.empty((d1, n), dt),
+            np.empty((d1, n), dt), np.empty((d1, d0), dt), np.empty(d1, dt))
 
 
 def _decorrelation(family, kernel, parallel, prm, W, b, has_bias, x1, x2, x1T, x2T, both, normalize, c, norm_eps,

@@ -176,6 +176,10 @@ class RunConfig:
 
     @property
     def compiled_capable(self):
-        """Whether the loss, model and dtype allow the compiled loop (the noise must be Gaussian too)."""
-        return (self.loss.accelerated and self.loss.spec.kernel_id is not None and self.model == "exact"
-                and self.dtype == np.float64)
+        """Whether the loss, model and dtype allow the compiled loop (the noise must be Gaussian too):
+        float64, or float32 for a loss whose step runs in float32 (the InfoNCE family)."""
+        from ..losses.step import has_float32_step
+
+        kid = self.loss.spec.kernel_id
+        return (self.loss.accelerated and kid is not None and self.model == "exact"
+                and (self.dtype == np.float64 or has_float32_step(kid)))

@@ -15,6 +15,13 @@ loop draws for the same seed, so ``engine="numba"`` and ``engine="numpy"`` follo
 trajectory up to floating-point round-off. A run executes on one thread from start to end,
 so results do not depend on the thread count or scheduling.
 
+The loop runs in float64, or in float32 for a loss whose step has a float32 version
+(:func:`minissl.losses.step.has_float32_step`, the InfoNCE family) when the data and the
+initial weights are float32: views, weights and the step's products in float32; the noise
+``F xi``, the gradient summed over replicates, the optimizer's moments and the update in
+float64, each view and weight rounded to float32 once when it is stored. The views are then
+bit for bit those of the Python loop (which also adds the noise in float64 and rounds once).
+
 The loop allocates and copies only inside helper functions: a ``parallel=True`` function
 turns array expressions into parallel regions, which must not start inside a batch's
 parallel loop (Numba's default threading layer does not nest).
@@ -32,10 +39,10 @@ from numba.core.errors import NumbaPerformanceWarning
 
 from .._config import CACHE, FASTMATH
 from ..control_variate import quadratic_moment_into, subtract_control
-from ..losses.step import kernel_family, linear_step, step_workspace
+from ..losses.step import has_float32_step, kernel_family, linear_step, step_workspace
 from .optim import lr_at_compiled, update_compiled
 
-__all__ = ["run_loop", "train_linear", "train_batch", "warm_up", "n_records", "loss_args"]
+__all__ = ["run_loop", "train_linear", "train_batch", "warm_up", "n_records", "loss_args", "loop_dtype"]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -73,13 +80,17 @@ def _redraw(x, factor, diag, rng, x1, x2, x1T, x2T, reps):
 
 
 @njit(cache=CACHE)
-def _buffers(n, d0, d1, reps, both):
+def _buffers(n, d0, d1, reps, both, W):
     """Transposed views, the step's workspace, the summed gradient, the optimizer moments and
-    the control variate's scratch: ``x1T, x2T, ws, (gW, gb, mW, vW, mb, vb), (Mw, s1, s2)``."""
+    the control variate's scratch: ``x1T, x2T, ws, (gW, gb, mW, vW, mb, vb), (Mw, s1, s2)``.
+
+    Views and workspace take the dtype of ``W``; the summed gradient, the optimizer moments
+    and the control variate's scratch are float64 whatever it is.
+    """
     state = (np.zeros((d1, d0)), np.zeros(d1), np.zeros((d1, d0)), np.zeros((d1, d0)), np.zeros(d1),
              np.zeros(d1))
-    return (np.empty((reps, d0, n)), np.empty((reps, d0, n)), step_workspace(n, d0, d1, both), state,
-            (np.empty((d0, d0)), np.empty(d0), np.empty(d0)))
+    return (np.empty((reps, d0, n), W.dtype), np.empty((reps, d0, n), W.dtype), step_workspace(n, d0, d1, both, W),
+            state, (np.empty((d0, d0)), np.empty(d0), np.empty(d0)))
 
 
 @njit(cache=CACHE)
@@ -150,7 +161,7 @@ def run_loop(family, kernel, parallel, x, factor, diag, rng, x1, x2, W, b, has_b
     literally(parallel)
     n, d0 = x.shape
     d1 = W.shape[0]
-    x1T, x2T, ws, state, cv_scratch = _buffers(n, d0, d1, reps, both)
+    x1T, x2T, ws, state, cv_scratch = _buffers(n, d0, d1, reps, both, W)
     gW, gb = state[0], state[1]
     dW, db = ws[13], ws[14]
     Mw, s1, s2 = cv_scratch
@@ -234,6 +245,14 @@ def loss_args(loss):
             float(loss.weight_decay))
 
 
+def loop_dtype(kernel, x, W, b=None):
+    """The dtype the compiled loop runs in: float32 when the data, the weights (and the bias)
+    are all float32 and the loss's step has a float32 version, else float64."""
+    arrays = (x, W) if b is None else (x, W, b)
+    f32 = all(np.asarray(a).dtype == np.float32 for a in arrays)
+    return np.float32 if f32 and has_float32_step(kernel) else np.float64
+
+
 def _control(loss, controls, shape):
     """``(cv, Mbar)`` arguments: the control variate's ``bar M`` or zeros (unused)."""
     if controls is None:
@@ -262,24 +281,26 @@ def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, 
     ``factor`` is the noise factor ``F`` (:attr:`minissl.data.GaussianNoise.factor`), ``rng``
     a ``numpy.random.Generator`` (advanced in place, as the Python loop would), ``control``
     ``bar M`` (d0, d0) to apply the control variate of :mod:`minissl.control_variate`
-    (InfoNCE family only), or None.
+    (InfoNCE family only), or None. The loop runs in :func:`loop_dtype` (float32 for float32
+    data and weights of the InfoNCE family), and ``W, b, x1, x2`` come back in it.
     Returns ``(W, b, hist_W, hist_b, hist_loss, hist_gn, steps_done, (x1, x2))``; history
     rows are recorded at steps ``0, record_every, ...`` and after the last step; ``x1, x2``
     are the last views drawn (the fixed views with ``fresh=False``).
     """
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    kernel, prm, *rest = loss_args(loss)
+    dt = loop_dtype(kernel, x, W0, b0)
+    x = np.ascontiguousarray(x, dtype=dt)
     factor = np.ascontiguousarray(factor, dtype=np.float64)
-    W = np.array(W0, dtype=np.float64, order="C")
+    W = np.array(W0, dtype=dt, order="C")
     has_bias = b0 is not None
-    b = np.array(b0, dtype=np.float64) if has_bias else np.zeros(W.shape[0])
+    b = np.array(b0, dtype=dt) if has_bias else np.zeros(W.shape[0], dt)
     nrec = n_records(steps, record_every)
     hist_W = np.zeros((nrec,) + W.shape)
     hist_b = np.zeros((nrec, W.shape[0]))
     hist_loss = np.full(nrec, np.nan)
     hist_gn = np.full(nrec, np.nan)
-    x1 = np.empty((replicates,) + x.shape)
-    x2 = np.empty((replicates,) + x.shape)
-    kernel, prm, *rest = loss_args(loss)
+    x1 = np.empty((replicates,) + x.shape, dt)
+    x2 = np.empty((replicates,) + x.shape, dt)
     cv, Mbar = _control(loss, control, (x.shape[1], x.shape[1]))
     with _quiet_compile():
         done = _call(run_loop, (0, 2), kernel_family(kernel), kernel, True, x, factor, _is_diagonal(factor), rng, x1, x2,
@@ -298,22 +319,23 @@ def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, ada
     ``rngs`` K NumPy Generators, ``controls`` (K, d0, d0) ``bar M`` of each run or None.
     Returns the same fields as :func:`train_linear`, stacked over runs.
     """
-    xs = np.ascontiguousarray(xs, dtype=np.float64)
+    kernel, prm, *rest = loss_args(loss)
+    dt = loop_dtype(kernel, xs, W0s, b0s)
+    xs = np.ascontiguousarray(xs, dtype=dt)
     factors = np.ascontiguousarray(factors, dtype=np.float64)
     diag = all(_is_diagonal(f) for f in factors)
-    Ws = np.array(W0s, dtype=np.float64, order="C")
+    Ws = np.array(W0s, dtype=dt, order="C")
     K, d1, d0 = Ws.shape
     has_bias = b0s is not None
-    bs = np.array(b0s, dtype=np.float64) if has_bias else np.zeros((K, d1))
+    bs = np.array(b0s, dtype=dt) if has_bias else np.zeros((K, d1), dt)
     nrec = n_records(steps, record_every)
     hist_W = np.zeros((K, nrec) + Ws.shape[1:])
     hist_b = np.zeros((K, nrec, d1))
     hist_loss = np.full((K, nrec), np.nan)
     hist_gn = np.full((K, nrec), np.nan)
     done = np.zeros(K, dtype=np.int64)
-    x1s = np.empty((K, replicates) + xs.shape[1:])
-    x2s = np.empty((K, replicates) + xs.shape[1:])
-    kernel, prm, *rest = loss_args(loss)
+    x1s = np.empty((K, replicates) + xs.shape[1:], dt)
+    x2s = np.empty((K, replicates) + xs.shape[1:], dt)
     cv, Mbars = _control(loss, controls, (K, d0, d0))
     with _quiet_compile():
         _call(_run_batch, (0,), kernel_family(kernel), kernel, xs, factors, diag, typed.List(rngs), x1s, x2s, Ws, bs,
@@ -331,8 +353,8 @@ def _literal_counts(counter):
     return sum(v for sig, v in counter.items() if any(isinstance(t, types.Literal) for t in sig))
 
 
-def warm_up(loss, d0, d1, batch=False):
-    """Compile (or load from Numba's cache) the loop for this loss variant; report how.
+def warm_up(loss, d0, d1, batch=False, dtype=np.float64):
+    """Compile (or load from Numba's cache) the loop for this loss variant and ``dtype``; report how.
 
     Returns ``(seconds, source)`` with ``source`` one of "compiled", "cache" or "loaded"
     (already in this process). Importing minissl compiles nothing; this is the first use.
@@ -343,9 +365,9 @@ def warm_up(loss, d0, d1, batch=False):
     before = _literal_counts(disp.stats.cache_misses), _literal_counts(disp.stats.cache_hits)
     already = len(disp.signatures) > 0
     t0 = time.perf_counter()
-    x = np.zeros((2, d0))
+    x = np.zeros((2, d0), dtype)
     F = np.zeros((d0, d0))
-    W = np.zeros((d1, d0))
+    W = np.zeros((d1, d0), dtype)
     if batch:
         train_batch(loss, x[None], F[None], W[None], None, steps=0, lr=1.0, lr_final=0.0, cosine=False,
                     adam=True, momentum=0.0, fresh=True, replicates=1, rngs=[np.random.default_rng(0)],

@@ -186,10 +186,12 @@ def simulate(loss=DEFAULT_LOSS, *, data=None, n=None, variances=None,
     warn : bool
         Issue a :class:`ConvergenceWarning` when the run has not converged.
     engine : {"numba", "numpy"}
-        For a loss given by name. With ``"numba"``, the exact model, Gaussian noise and
-        float64, the whole loop runs compiled (:mod:`minissl.train.loop`, any of the six losses),
-        drawing the same noise as the Python loop; otherwise the loop is Python and each
-        step calls the loss's engine. A :class:`Loss` object brings its own engine.
+        For a loss given by name. With ``"numba"``, the exact model and Gaussian noise, the
+        whole loop runs compiled (:mod:`minissl.train.loop`): in float64 for any of the six
+        losses, in float32 for the InfoNCE family (float32 products, float64 softmax, sums
+        and optimizer moments), drawing the same noise as the Python loop; otherwise the loop
+        is Python and each step calls the loss's engine (float32 SCL, Barlow Twins and VICReg
+        compute their steps in float64). A :class:`Loss` object brings its own engine.
     track : bool
         Record the companion note's collapse diagnostics every ``record_every`` steps in
         ``result.track`` (:func:`minissl.metrics.trajectory`): the spectrum of the
@@ -228,7 +230,7 @@ def _train(P):
     if P.compiled:
         from . import loop
 
-        timing = dict(zip(("compile_seconds", "compile_source"), loop.warm_up(cfg.loss, P.d0, P.d1)))
+        timing = dict(zip(("compile_seconds", "compile_source"), loop.warm_up(cfg.loss, P.d0, P.d1, dtype=P.x.dtype)))
         t0 = time.perf_counter()
         W, b, hW, hb, hl, hg, done, views = loop.train_linear(
             cfg.loss, P.x, P.augmentation.factor, P.W, P.b, steps=cfg.steps, lr=cfg.lr, lr_final=cfg.lr_final,
@@ -371,7 +373,7 @@ def _group_key(P):
     """Runs with equal keys share one compiled batch (same sizes, loss and optimizer settings)."""
     cfg, L = P.config, P.config.loss
     return (L.name, tuple(sorted(L.core_kwargs.items())), L.normalize, L.c, L.norm_eps, L.weight_decay,
-            P.x.shape, P.d1, cfg.steps, cfg.lr, cfg.lr_final, cfg.lr_schedule, cfg.optimizer, cfg.momentum,
+            P.x.shape, P.x.dtype, P.d1, cfg.steps, cfg.lr, cfg.lr_final, cfg.lr_schedule, cfg.optimizer, cfg.momentum,
             cfg.noise, cfg.replicates, cfg.record_every, P.b is not None, P.Mbar is not None)
 
 
@@ -430,7 +432,7 @@ def run_batch(configs):
     for idx in groups.values():
         P0 = plans[idx[0]]
         c0 = P0.config
-        comp_s, comp_src = loop.warm_up(c0.loss, P0.d0, P0.d1, batch=True)
+        comp_s, comp_src = loop.warm_up(c0.loss, P0.d0, P0.d1, batch=True, dtype=P0.x.dtype)
         t0 = time.perf_counter()
         Ws, bs, hW, hb, hl, hg, done, (x1s, x2s) = loop.train_batch(
             c0.loss, np.stack([plans[k].x for k in idx]),
