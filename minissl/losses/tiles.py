@@ -234,43 +234,47 @@ def anchor_product(P, nsub, z, A):
 def candidate_product(P, nsub, za, rows, B):
     """``B[k, j] += sum_s P[s, j] za[rows[s], k]`` for every candidate ``j`` (``B`` shape (d, N)).
 
-    A tile of ``B`` (``d x lanes``) stays in L1 while the ``nsub`` blocks add to it; each
-    block's coefficient tile (``8 x lanes``) stays in registers over ``k``.
+    The register tile holds ``B`` for 8 features x one vector of candidates; every anchor of
+    the ``8 nsub`` adds its coefficient vector times its 8 features (8 FMAs per load of ``P``).
+    Each ``B[k, j]`` adds the anchors in order ``s = 0, 1, ...``.
     """
     d, n = B.shape
     C = lanes(B)
-    pt = stack_tile(B)
-    bt = stack_tile(B)  # row 0: the B tile of one feature (float64: SLP needs it)
+    acc = stack_tile(B)
+    S = nsub * R
     nt = n - n % C
+    kt = d - d % R
     for j0 in range(0, nt, C):
-        for sb in range(nsub):
-            s0 = sb * R
-            i0, i1, i2, i3 = rows[s0], rows[s0 + 1], rows[s0 + 2], rows[s0 + 3]
-            i4, i5, i6, i7 = rows[s0 + 4], rows[s0 + 5], rows[s0 + 6], rows[s0 + 7]
+        for k0 in range(0, kt, R):
             for r in range(R):
-                src = P[s0 + r, j0:j0 + C]
+                src = B[k0 + r, j0:j0 + C]
                 for c in range(C):
-                    pt[r, c] = src[c]
-            for k in range(d):
-                a0, a1, a2, a3, a4, a5, a6, a7 = _column8(za, i0, i1, i2, i3, i4, i5, i6, i7, k)
-                b = B[k, j0:j0 + C]
+                    acc[r, c] = src[c]
+            for s in range(S):
+                pv = P[s, j0:j0 + C]
+                a = za[rows[s], k0:k0 + R]
+                a0, a1, a2, a3, a4, a5, a6, a7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
                 for c in range(C):
-                    bt[0, c] = b[c]
+                    _outer8(acc, c, pv[c], a0, a1, a2, a3, a4, a5, a6, a7)
+            for r in range(R):
+                dst = B[k0 + r, j0:j0 + C]
                 for c in range(C):
-                    bt[0, c] += pt[0, c] * a0
-                    bt[0, c] += pt[1, c] * a1
-                    bt[0, c] += pt[2, c] * a2
-                    bt[0, c] += pt[3, c] * a3
-                    bt[0, c] += pt[4, c] * a4
-                    bt[0, c] += pt[5, c] * a5
-                    bt[0, c] += pt[6, c] * a6
-                    bt[0, c] += pt[7, c] * a7
+                    dst[c] = acc[r, c]
+        for k in range(kt, d):  # features past the last group of 8
+            b = B[k, j0:j0 + C]
+            for c in range(C):
+                acc[0, c] = b[c]
+            for s in range(S):
+                pv = P[s, j0:j0 + C]
+                ak = za[rows[s], k]
                 for c in range(C):
-                    b[c] = bt[0, c]
+                    acc[0, c] += pv[c] * ak
+            for c in range(C):
+                b[c] = acc[0, c]
     for k in range(d):
         b = B[k]
         for j in range(nt, n):
             t = b[j]
-            for s in range(nsub * R):
+            for s in range(S):
                 t += P[s, j] * za[rows[s], k]
             b[j] = t

@@ -201,6 +201,20 @@ def _run_batch(family, kernel, xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bi
 _SPECIALISED = {}
 
 
+def _start_thread_pool():
+    """Start Numba's threading layer before a loop is compiled or loaded.
+
+    The loop is not itself ``parallel=True`` but links the threaded step kernels. Loaded from
+    the cache, nothing starts the thread pool first: linking then fails with ``LLVM ERROR:
+    Symbol not found: allocate_sched``, or the loaded code calls an unresolved scheduler and
+    the process dies with a segmentation fault (seen when the step was cached and the loop
+    was not, and vice versa). Starting the pool is idempotent and cheap.
+    """
+    from numba.np.ufunc.parallel import _launch_threads
+
+    _launch_threads()
+
+
 def _call(disp, literal, *args):
     """``disp(*args)`` with the arguments at the positions ``literal`` as compile-time constants,
     calling that compiled specialisation directly once it exists.
@@ -217,6 +231,7 @@ def _call(disp, literal, *args):
     overloads = getattr(disp, "overloads", None)
     if overloads is None:  # NUMBA_DISABLE_JIT=1
         return disp(*args)
+    _start_thread_pool()
     sig = tuple(types.literal(a) if i in literal else typeof(a) for i, a in enumerate(args))
     key = (disp.__name__,) + sig
     entry = _SPECIALISED.get(key)
