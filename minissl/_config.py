@@ -13,7 +13,10 @@ FASTMATH
     (umap removed blanket fastmath for this reason).
 CACHE
     ``cache=True`` on every kernel with a stable signature: a second process loads the
-    compiled code from ``__pycache__`` instead of compiling again.
+    compiled code from ``__pycache__`` instead of compiling again. When this module is
+    imported, :func:`minissl._cache.refresh` deletes cached kernels made from other
+    versions of the sources (Numba checks only each function's own file; a kernel inlines
+    its callees from other files).
 THREAD_SPIN
     How long a GNU OpenMP worker (Numba's default ``omp`` threading layer) spins at a
     barrier before it sleeps (``GOMP_SPINCOUNT``). libgomp's default (300 000 spins, or
@@ -36,6 +39,10 @@ import os
 FASTMATH = {"nsz", "arcp", "contract", "afn"}
 CACHE = os.environ.get("MINISSL_NUMBA_CACHE", "1") != "0"  # set 0 to inspect assembly
 N_CHUNKS = 8
+if CACHE:
+    from ._cache import refresh as _refresh_cache
+
+    _refresh_cache()
 THREAD_SPIN = 3000
 
 if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
