@@ -306,7 +306,7 @@ def _child(args, env=None):
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError(f"{args} failed: {r.stderr[-2000:]}")
-    kib = int(r.stderr.strip().splitlines()[-1].split()[1])  # "VmHWM:  123456 kB"
+    kib = int([ln for ln in r.stderr.splitlines() if ln.startswith("VmHWM")][-1].split()[1])  # "VmHWM: 1234 kB"
     return wall, kib / 1024.0
 
 
@@ -397,6 +397,8 @@ def main():
                     help="also fill this file's generated block for the output (the tables, or with --load "
                          "a one-sentence summary)")
     args = ap.parse_args()
+    if args.readme and args.quick:
+        ap.error("--readme fills README with the full tables; it does not go with --quick")
     sizes = [128, 512] if args.quick else [128, 512, 2048, 4096]
     reps = 5 if args.quick else 9
     try:

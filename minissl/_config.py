@@ -14,9 +14,10 @@ FASTMATH
 CACHE
     ``cache=True`` on every kernel with a stable signature: a second process loads the
     compiled code from ``__pycache__`` instead of compiling again. When this module is
-    imported, :func:`minissl._cache.refresh` deletes cached kernels made from other
-    versions of the sources (Numba checks only each function's own file; a kernel inlines
-    its callees from other files).
+    imported, :func:`minissl._cache.install` makes every cached entry carry a fingerprint
+    of the whole package, so code cached from other versions of the sources is recompiled
+    (Numba checks only each function's own file; a kernel inlines its callees from other
+    files and the constants of this one).
 THREAD_SPIN
     How long a GNU OpenMP worker (Numba's default ``omp`` threading layer) spins at a
     barrier before it sleeps (``GOMP_SPINCOUNT``). libgomp's default (300 000 spins, or
@@ -39,11 +40,12 @@ import os
 FASTMATH = {"nsz", "arcp", "contract", "afn"}
 CACHE = os.environ.get("MINISSL_NUMBA_CACHE", "1") != "0"  # set 0 to inspect assembly
 N_CHUNKS = 8
-if CACHE:
-    from ._cache import refresh as _refresh_cache
-
-    _refresh_cache()
 THREAD_SPIN = 3000
 
 if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = str(THREAD_SPIN)
+
+if CACHE:  # before any kernel is decorated: each one's cache is located when it is defined
+    from ._cache import install as _install_cache_locators
+
+    _install_cache_locators()

@@ -101,12 +101,14 @@ def quadratic_moment_into(x1, x2, alpha, beta, both, out, s1, s2):
             pp = 0.0
             aa = 0.0
             bb = 0.0
-            for i in range(n):
-                dq = x1[i, q] - x2[i, q]
-                dr = x1[i, r] - x2[i, r]
+            for i in range(n):  # products in float64 for float32 views too (a no-op for float64)
+                a_q, a_r = np.float64(x1[i, q]), np.float64(x1[i, r])
+                b_q, b_r = np.float64(x2[i, q]), np.float64(x2[i, r])
+                dq = a_q - b_q
+                dr = a_r - b_r
                 pp += dq * dr
-                aa += x1[i, q] * x1[i, r]
-                bb += x2[i, q] * x2[i, r]
+                aa += a_q * a_r
+                bb += b_q * b_r
             neg = 2.0 * aa - 2.0 * s1[q] * s1[r] / n
             if both:
                 neg += aa + bb - (s1[q] * s2[r] + s2[q] * s1[r]) / n - pp / n

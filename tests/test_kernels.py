@@ -145,6 +145,14 @@ def test_vectorised_float32_exp_is_accurate():
     assert np.all(below == np.float32(np.exp(-87.0))) and np.all(below > np.finfo(np.float32).tiny)
 
 
+def test_exp_arguments_above_the_range_are_clamped_not_wrapped():
+    """The exponent bits of 2^k must not overflow into the sign bit (exp(95) once gave -1.6e-36)."""
+    big64 = kernels.exp_row(np.array([709.5, 800.0, 1e300]))
+    assert np.allclose(big64, np.exp(709.0), rtol=1e-15)
+    big32 = kernels.exp_row(np.array([88.8, 89.2, 95.0]), np.float32)
+    assert np.all(np.isfinite(big32)) and np.allclose(big32, np.exp(88.0), rtol=1e-6)
+
+
 def test_serial_and_parallel_drivers_are_bit_identical():
     W, x1, x2, b = _problem(203, 7, 5, np.float64, True, scale=0.3)
     outs = [kernels.infonce_linear(W, x1, x2, b, 0.3, 0.7, "both", True, 2.0, 1e-12, 0.01, parallel=p)

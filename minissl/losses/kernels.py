@@ -86,7 +86,7 @@ def _softmax_rows(i0, rr, nsub, L1, L2, both, sq1, lpos, beta, inv_n, P1, P2, cs
         # by the true maximum only when every term is so small that exp would lose it
         m = max(h, tp)
         tot = _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2, kb)
-        if tot < sum_floor(e):
+        if tot < sum_floor(e) or not tot < 1e30:  # everything underflowed, or the bound was exceeded
             m = tp
             for j in range(n):
                 m = max(m, max(row[j], row2[j]))

@@ -9,10 +9,15 @@ by writing the exponent bits.
 * :func:`exp_row64` — polynomial of degree 12 in float64: truncation below 2e-16 relative,
   ~1 ulp in all (``tests/test_kernels.py``). Arguments below -700 count as -700
   (``exp(-700) ~ 1e-304``, a normal number).
+
+Arguments above 709 (float64) or 88 (float32) are clamped there too, so that the exponent
+bits cannot overflow into the sign; callers shift by a bound of the row, so arguments are
+at most rounding above 0, and :func:`sum_floor`'s callers fall back to the true maximum
+when a total is implausibly large.
 * :func:`exp_row32` — for the float32 kernels: the argument and its reduction in float64,
   then a polynomial of degree 7 in float32 (truncation ``(ln2/2)^8 / 8! = 5e-9`` relative,
-  below float32's resolution of 6e-8; measured error a few float32 ulp). Arguments below
-  -87 count as -87 (``exp(-87) ~ 1.6e-38``, the smallest normal float32 is 1.2e-38). The
+  below float32's resolution of 6e-8; measured error below 1 float32 epsilon,
+  ``tests/test_kernels.py``). Arguments below -87 count as -87 (``exp(-87) ~ 1.6e-38``, the smallest normal float32 is 1.2e-38). The
   logits of a float32 step carry float32 rounding already, so a float32 ``exp`` adds an
   error of the same size, not a new one; every sum of its results is still taken in float64.
 
@@ -37,7 +42,8 @@ _INV_LN2 = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 # Lower clamp of the argument and the smallest safe row total, per dtype: N terms clamped at
-# exp(LOWER) add at most N exp(LOWER) / floor to a total >= floor (< 1e-15 relative for N < 1e4).
+# exp(LOWER) add at most N exp(LOWER) / floor to a total >= floor (relative, for N < 1e4:
+# < 1e-200 in float64, < 2e-14 in float32).
 LOWER = {np.dtype(np.float64): -700.0, np.dtype(np.float32): -87.0}
 _SUM_FLOOR = {np.dtype(np.float64): 1e-250, np.dtype(np.float32): 1e-20}
 _F32 = np.float32
@@ -51,6 +57,7 @@ def exp_row64(x, shift, out, kbits):
     for j in range(n):
         v = x[j] - shift
         v = v if v > -700.0 else -700.0
+        v = v if v < 709.0 else 709.0  # the exponent bits must not overflow (callers keep v <= ~0)
         kf = np.floor(v * _INV_LN2 + 0.5)
         r = (v - kf * _LN2_HI) - kf * _LN2_LO
         p = 2.08767569878680989792e-09
@@ -83,6 +90,7 @@ def exp_row32(x, shift, out, kbits):
     for j in range(n):
         v = x[j] - shift
         v = v if v > -87.0 else -87.0
+        v = v if v < 88.0 else 88.0  # the exponent bits must not overflow (callers keep v <= ~0)
         kf = np.floor(v * _INV_LN2 + 0.5)
         r = np.float32((v - kf * _LN2_HI) - kf * _LN2_LO)
         p = c0 * r + c1

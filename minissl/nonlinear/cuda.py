@@ -197,12 +197,13 @@ def _kernels():
 
 
 def _check_launch(threads, blocks):
-    """Raise ``ValueError`` unless ``threads`` is a positive integer and ``blocks`` one or None."""
-    for name, v, optional in (("threads", threads, False), ("blocks", blocks, True)):
+    """Raise ``ValueError`` unless ``threads`` is an integer in [1, 1024] and ``blocks`` one in
+    [1, 2^31 - 1] or None."""
+    for name, v, optional, hi in (("threads", threads, False, 1024), ("blocks", blocks, True, 2**31 - 1)):
         if v is None and optional:
             continue
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name}={v!r}: expected a positive integer"
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= hi:
+            raise ValueError(f"{name}={v!r}: expected an integer in [1, {hi}] (CUDA's limit)"
                              + (" or None (one thread per item)." if optional else "."))
 
 

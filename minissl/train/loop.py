@@ -19,8 +19,9 @@ The loop runs in float64, or in float32 for a loss whose step has a float32 vers
 (:func:`minissl.losses.step.has_float32_step`, the InfoNCE family) when the data and the
 initial weights are float32: views, weights and the step's products in float32; the noise
 ``F xi``, the gradient summed over replicates, the optimizer's moments and the update in
-float64, each view and weight rounded to float32 once when it is stored. The views are then
-bit for bit those of the Python loop (which also adds the noise in float64 and rounds once).
+float64, each view and weight rounded to float32 once when it is stored. The views then
+equal those of the Python loop (which also adds the noise in float64 and rounds once), up
+to a rare double rounding where the compiled ``x + F xi`` is one fused multiply-add.
 
 The loop allocates and copies only inside helper functions: a ``parallel=True`` function
 turns array expressions into parallel regions, which must not start inside a batch's
