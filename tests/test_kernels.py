@@ -167,16 +167,18 @@ _HASH_SCRIPT = textwrap.dedent("""
     from minissl.losses import kernels
     rng = np.random.default_rng(0)
     W = 0.3 * rng.normal(size=(5, 7)); x1 = rng.normal(size=(203, 7)); x2 = x1 + 0.4 * rng.normal(size=(203, 7))
-    v, dW, db = kernels.infonce_linear(W, x1, x2, rng.normal(size=5), 0.3, 0.7, "both", True, 2.0, 1e-12, 0.01)
+    v, dW, db = kernels.infonce_linear(W, x1, x2, rng.normal(size=5), 0.3, 0.7, NEGATIVES, True, 2.0, 1e-12, 0.01)
     print(hashlib.sha1(np.concatenate([[v], dW.ravel(), db]).tobytes()).hexdigest())
 """)
 
 
-def test_results_do_not_depend_on_thread_count():
+@pytest.mark.parametrize("negatives", ["both", "view1"])  # the row-wise and the symmetric pair kernel
+def test_results_do_not_depend_on_thread_count(negatives):
     hashes = set()
+    script = _HASH_SCRIPT.replace("NEGATIVES", repr(negatives))
     for threads in ("1", "2"):
         env = dict(os.environ, NUMBA_NUM_THREADS=threads)
-        out = subprocess.run([sys.executable, "-c", _HASH_SCRIPT], env=env, capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                              check=True)
         hashes.add(out.stdout.strip())
     assert len(hashes) == 1, hashes
@@ -189,9 +191,9 @@ _NOJIT_SCRIPT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     W = 0.5 * rng.normal(size=(3, 4)); x1 = rng.normal(size=(9, 4)); x2 = x1 + 0.3 * rng.normal(size=(9, 4))
     b = rng.normal(size=3)
-    for norm in (False, True):
-        a = minissl.get_loss("beta", beta=0.5, negatives="both", normalize=norm).value_and_grad(W, x1, x2, b)
-        r = minissl.get_loss("beta", beta=0.5, negatives="both", normalize=norm, engine="numpy").value_and_grad(W, x1, x2, b)
+    for norm, neg in ((False, "both"), (True, "both"), (False, "view1")):
+        a = minissl.get_loss("beta", beta=0.5, negatives=neg, normalize=norm).value_and_grad(W, x1, x2, b)
+        r = minissl.get_loss("beta", beta=0.5, negatives=neg, normalize=norm, engine="numpy").value_and_grad(W, x1, x2, b)
         assert abs(a[0] - r[0]) < 1e-12 and np.abs(a[1] - r[1]).max() < 1e-12 and np.abs(a[2] - r[2]).max() < 1e-12
     warnings.simplefilter("ignore")
     res = minissl.simulate("infonce", n=12, variances=[1.0, 2.0], steps=20, seed=0)

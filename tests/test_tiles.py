@@ -17,9 +17,11 @@ F32_GRAD_RTOL = 2e-6
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n,d,i0,i_end", [(37, 5, 24, 37), (100, 19, 0, 32), (64, 16, 40, 45), (9, 1, 0, 9)])
-def test_micro_kernels_match_numpy(dtype, n, d, i0, i_end):
-    """Tails in every direction: N and d not multiples of a vector, blocks shorter than 8."""
+@pytest.mark.parametrize("n,d,i0,i_end,js", [(37, 5, 24, 37, 0), (100, 19, 0, 32, 0), (64, 16, 40, 45, 0), (9, 1, 0, 9, 0),
+                                             (37, 5, 24, 37, 16), (100, 19, 0, 32, 32), (64, 16, 40, 45, 48)])
+def test_micro_kernels_match_numpy(dtype, n, d, i0, i_end, js):
+    """Tails in every direction: N and d not multiples of a vector, blocks shorter than 8,
+    candidates from ``js`` on (a multiple of 16, as the symmetric kernel's strips)."""
     rng = np.random.default_rng(n + d)
     z = rng.normal(size=(n, d)).astype(dtype)
     zT = np.ascontiguousarray(z.T)
@@ -29,21 +31,23 @@ def test_micro_kernels_match_numpy(dtype, n, d, i0, i_end):
     rr = min(32, i_end - i0)
     assert nsub == -(-rr // 8) and np.all(rows[:rr] == np.arange(i0, i0 + rr)) and np.all(rows[rr:] == i_end - 1)
     L = np.full((32, n), np.nan)
-    tiles.gram_block(z, rows, nsub, zT, sq, L)
+    tiles.gram_block(z, rows, nsub, zT, sq, L, js)
     z64 = z.astype(np.float64)
     want = z64[rows[:rr]] @ z64.T - 0.5 * sq
     tol = 1e-13 if dtype == np.float64 else 1e-5
-    assert np.abs(L[:rr] - want).max() <= tol * np.abs(want).max()
+    assert np.abs(L[:rr, js:] - want[:, js:]).max() <= tol * np.abs(want).max()
+    assert np.isnan(L[:, :js]).all()  # columns before js untouched
     P = rng.normal(size=(32, n)).astype(dtype)
     P[rr:] = 0.0  # padding rows: the callers' contract
     A = np.zeros((32, d), dtype=dtype)
-    tiles.anchor_product(P, nsub, z, A)
-    wantA = P.astype(np.float64) @ z64
+    tiles.anchor_product(P, nsub, z, A, js)
+    wantA = P[:, js:].astype(np.float64) @ z64[js:]
     assert np.abs(A[:rr] - wantA[:rr]).max() <= tol * np.abs(wantA).max()
     B = rng.normal(size=(d, n)).astype(dtype)
     B0 = B.astype(np.float64)
-    tiles.candidate_product(P, nsub, z, rows, B)
+    tiles.candidate_product(P, nsub, z, rows, B, js)
     wantB = B0 + z64[rows[:rr]].T @ P[:rr].astype(np.float64)
+    wantB[:, :js] = B0[:, :js]
     assert np.abs(B - wantB).max() <= tol * np.abs(wantB).max()
 
 

@@ -9,16 +9,19 @@ InfoNCE family (``infonce_core``)
 ---------------------------------
 Gram form, no N x N matrix: for 32 anchors at a time the shifted logits
 ``z_i . z_j - |z_j|^2 / 2`` (:func:`minissl.losses.tiles.gram_block`, a register tile of
-8 anchors x one vector of candidates, ``d`` the inner loop), then per anchor the softmax in
-float64 (shifted by the bound ``|z_i|^2 / 2``, which no logit exceeds, or by the row maximum
-when everything would underflow), then both gradient products from the coefficient rows
-(:func:`~minissl.losses.tiles.anchor_product`,
-:func:`~minissl.losses.tiles.candidate_product`): 6 N^2 d flops per step. Anchors are split
-into ``N_CHUNKS`` fixed chunks processed in parallel; gradient terms that land on *other*
-samples (the negatives) go to the chunk's own buffer, and buffers are summed in chunk
-order afterwards, so results do not depend on the thread count. ``exp`` is evaluated by
-:mod:`minissl.losses.vexp` (range reduction and a polynomial), which LLVM vectorises, unlike
-``math.exp`` in the PyPI llvmlite.
+8 anchors x one vector of candidates, ``d`` the inner loop), the softmax terms in float64
+sums (shifted by the bound ``|z_i|^2 / 2``, which no logit exceeds), then the gradient
+products from the coefficient rows (:func:`~minissl.losses.tiles.anchor_product`,
+:func:`~minissl.losses.tiles.candidate_product`). With negatives from the first view (Eq. 1,
+the default) the terms are a symmetric Gaussian kernel and :mod:`minissl.losses.symmetric`
+takes each unordered pair once: ``4 N^2 d`` flops per step. With negatives from both views,
+or when a row's terms all underflow (or a huge ``alpha`` overflows the positive term), the
+row-wise form (:func:`_infonce_chunk`) shifts each row by its own bound or true maximum:
+``6 N^2 d`` flops (``12 N^2 d`` with both views). Anchors are split into ``N_CHUNKS`` fixed
+chunks processed in parallel; gradient terms that land on *other* samples (the negatives) go
+to the chunk's own buffer, and buffers are summed in chunk order afterwards, so results do
+not depend on the thread count. ``exp`` is evaluated by :mod:`minissl.losses.vexp` (range
+reduction and a polynomial), which LLVM vectorises, unlike ``math.exp`` in the PyPI llvmlite.
 
 float32 inputs run the pair products, gradients, buffers and the ``exp`` of the softmax in
 float32; logits, the softmax's shift and normaliser, log-sum-exp, row and column sums and the
@@ -33,26 +36,26 @@ from numba import njit, prange
 
 from .._config import CACHE, FASTMATH, N_CHUNKS
 from .lanesum import dot, dot2, sqdist, total
-from .tiles import R, anchor_product, block_rows, candidate_product, coef_floor, gram_block
+from .symmetric import coefficients, strip_gradients, strip_totals
+from .tiles import R, SUPER, add_anchor_terms, anchor_product, block_rows, candidate_product, coef_floor, finish_candidate_terms, gram_block
+from .vexp import EXCLUDED as _EXCLUDED
 from .vexp import exp_into, exp_row, sum_floor
 
 __all__ = ["infonce_core", "infonce_linear", "exp_row", "Workspace", "LinearWorkspace", "infonce_step",
            "infonce_step_serial", "linear_forward", "normalize_backward", "reduce_features", "weight_grad",
            "prepare_linear", "linear_result"]
 
-_EXCLUDED = -1.0e300  # logit of a pair that is not in the denominator (exp -> 0)
-SUPER = 4  # 8-anchor blocks per pass: a candidate tile in L1 serves 32 anchors
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2, kb):
+def _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2):
     """``e = exp(row - m)`` (and ``e2`` from ``row2``); returns the total with the positive pair."""
     n = row.shape[0]
-    exp_into(row, m, e, kb)
+    exp_into(row, m, e)
     tot = np.exp(tp - m) if has_pos else 0.0
     tot += total(e[:n])
     if both:
-        exp_into(row2, m, e2, kb)
+        exp_into(row2, m, e2)
         tot += total(e2[:n])
     return tot
 
@@ -69,7 +72,6 @@ def _softmax_rows(i0, rr, nsub, L1, L2, both, sq1, lpos, beta, inv_n, P1, P2, cs
     """
     n = L1.shape[1]
     floor = coef_floor(P1)  # coefficients below it are zero (kept out of subnormal arithmetic)
-    kb = np.empty(n, dtype=np.int64)
     e = np.empty(n, P1.dtype)  # exp in the kernel's dtype (vexp.py); every sum of it in float64
     e2 = np.empty(n if both else 1, P1.dtype)
     for s in range(rr):
@@ -85,12 +87,12 @@ def _softmax_rows(i0, rr, nsub, L1, L2, both, sq1, lpos, beta, inv_n, P1, P2, cs
         # every shifted logit is <= h (it is h - |z_i - z_j|^2 / 2): shift by that bound, and
         # by the true maximum only when every term is so small that exp would lose it
         m = max(h, tp)
-        tot = _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2, kb)
+        tot = _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2)
         if tot < sum_floor(e) or not tot < 1e30:  # everything underflowed, or the bound was exceeded
             m = tp
             for j in range(n):
                 m = max(m, max(row[j], row2[j]))
-            tot = _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2, kb)
+            tot = _row_exp_sum(row, row2, both, tp, has_pos, m, e, e2)
         lse[i] = m - h + np.log(tot)
         f = -0.5 * beta * inv_n / tot
         e[i] = 0.0
@@ -142,31 +144,21 @@ def _infonce_chunk(c, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, inv
     for i0 in range(i_start, i_end, S):
         nsub = block_rows(i0, i_end, rows)
         rr = min(S, i_end - i0)
-        gram_block(z1, rows, nsub, z1T, sq1, L1)
+        gram_block(z1, rows, nsub, z1T, sq1, L1, 0)
         if both:
-            gram_block(z1, rows, nsub, z2T, sq2, L2)
+            gram_block(z1, rows, nsub, z2T, sq2, L2, 0)
         _softmax_rows(i0, rr, nsub, L1, L2, both, sq1, lpos, beta, inv_n, P1, P2, cs1, cs2, rs, lse)
         A[...] = 0.0
-        anchor_product(P1, nsub, z1, A)
-        candidate_product(P1, nsub, z1, rows, b1)
+        anchor_product(P1, nsub, z1, A, 0)
+        candidate_product(P1, nsub, z1, rows, b1, 0)
         if both:
-            anchor_product(P2, nsub, z2, A)
-            candidate_product(P2, nsub, z1, rows, b2)
-        for s in range(rr):
-            i = i0 + s
-            for k in range(d):
-                gA[i, k] += 2.0 * (rs[s] * z1[i, k] - A[s, k])
+            anchor_product(P2, nsub, z2, A, 0)
+            candidate_product(P2, nsub, z1, rows, b2, 0)
+        add_anchor_terms(i0, rr, rs, z1, A, gA)
     # the candidates' own term of d|z_i - z_j|^2 / dz_j, with the column sums of the chunk
-    for k in range(d):
-        zk = z1T[k]
-        bk = b1[k]
-        for j in range(n):
-            bk[j] = 2.0 * (cs1[j] * zk[j] - bk[j])
-        if both:
-            zk = z2T[k]
-            bk = b2[k]
-            for j in range(n):
-                bk[j] = 2.0 * (cs2[j] * zk[j] - bk[j])
+    finish_candidate_terms(cs1, z1T, b1)
+    if both:
+        finish_candidate_terms(cs2, z2T, b2)
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -182,20 +174,42 @@ def _sq_norms(zT):
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
-def _infonce_parallel(z1T, z2T, z1, z2, lpos, both, beta, inv_n, gA, buf1, buf2, lse):
+def pairs_parallel(z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, inv_n, gA, buf1, buf2, lse):
+    """The pair kernel, chunks in parallel: the symmetric form (:mod:`minissl.losses.symmetric`)
+    for negatives from the first view, the row-wise form (:func:`_infonce_chunk`) for negatives
+    from both views or when a row total is out of the symmetric form's range."""
     nchunks = buf1.shape[0]
-    sq1 = _sq_norms(z1T)
-    sq2 = _sq_norms(z2T) if both else sq1
-    for c_ in prange(nchunks):  # the index as int64: one specialisation of the callee
+    n = z1.shape[0]
+    if not both:
+        rowtot = np.empty(n)
+        coltot = np.empty((nchunks, n))
+        coef = np.empty(n)
+        for c_ in prange(nchunks):  # the index as int64: one specialisation of the callee
+            strip_totals(np.int64(c_), nchunks, z1, z1T, sq1, rowtot, coltot)
+        if coefficients(rowtot, coltot, lpos, beta, inv_n, sum_floor(z1), lse, coef):
+            for c_ in prange(nchunks):
+                strip_gradients(np.int64(c_), nchunks, z1, z1T, sq1, coef, gA, buf1)
+            return
+    for c_ in prange(nchunks):
         c = np.int64(c_)
         _infonce_chunk(c, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, inv_n, gA, buf1, buf2, lse)
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _infonce_serial(z1T, z2T, z1, z2, lpos, both, beta, inv_n, gA, buf1, buf2, lse):
+def pairs_serial(z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, inv_n, gA, buf1, buf2, lse):
+    """:func:`pairs_parallel` with the same chunks one after another (bit-identical)."""
     nchunks = buf1.shape[0]
-    sq1 = _sq_norms(z1T)
-    sq2 = _sq_norms(z2T) if both else sq1
+    n = z1.shape[0]
+    if not both:
+        rowtot = np.empty(n)
+        coltot = np.empty((nchunks, n))
+        coef = np.empty(n)
+        for c in range(nchunks):
+            strip_totals(c, nchunks, z1, z1T, sq1, rowtot, coltot)
+        if coefficients(rowtot, coltot, lpos, beta, inv_n, sum_floor(z1), lse, coef):
+            for c in range(nchunks):
+                strip_gradients(c, nchunks, z1, z1T, sq1, coef, gA, buf1)
+            return
     for c in range(nchunks):
         _infonce_chunk(c, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, inv_n, gA, buf1, buf2, lse)
 
@@ -246,8 +260,10 @@ def infonce_core(z1, z2, alpha=1.0, beta=1.0, negatives="view1", parallel=True, 
     if both:
         ws.z2T[...] = z2.T
     ws.gA.fill(0.0)
-    kern = _infonce_parallel if parallel else _infonce_serial
-    kern(ws.z1T, ws.z2T, z1, z2, lpos, both, float(beta), 1.0 / n, ws.gA, ws.buf1, ws.buf2, ws.lse)
+    sq1 = _sq_norms(ws.z1T)
+    sq2 = _sq_norms(ws.z2T) if both else sq1
+    kern = pairs_parallel if parallel else pairs_serial
+    kern(ws.z1T, ws.z2T, z1, z2, sq1, sq2, lpos, both, float(beta), 1.0 / n, ws.gA, ws.buf1, ws.buf2, ws.lse)
     lse = ws.lse
     value = float(np.mean(0.5 * pos + beta * lse))
     wpos = np.exp(lpos - lse) if alpha > 0 else np.zeros(n)
@@ -436,9 +452,7 @@ def infonce_step(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normalize,
     # which costs ~0.1-0.2 ms on a small machine when the workers have gone to sleep
     linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
     sq1, sq2 = _candidates(z1T, z2T, z2, both)
-    for ch_ in prange(nchunks):
-        ch = np.int64(ch_)
-        _infonce_chunk(ch, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
+    pairs_parallel(z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
     value = _value(z1T, z2T, lse, beta, W, wd)
     for ch in range(nchunks):
         _positive_coef(ch * n // nchunks, (ch + 1) * n // nchunks, lpos, lse, alpha, beta, n)
@@ -474,8 +488,7 @@ def infonce_step_serial(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, nor
     nchunks = buf1.shape[0]
     linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
     sq1, sq2 = _candidates(z1T, z2T, z2, both)
-    for ch in range(nchunks):
-        _infonce_chunk(ch, nchunks, z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
+    pairs_serial(z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)
     value = _value(z1T, z2T, lse, beta, W, wd)
     for ch in range(nchunks):
         _positive_coef(ch * n // nchunks, (ch + 1) * n // nchunks, lpos, lse, alpha, beta, n)

@@ -30,10 +30,11 @@ from numba.extending import intrinsic
 
 from .._config import CACHE, FASTMATH
 
-__all__ = ["R", "VECTOR_BYTES", "lanes", "coef_floor", "gram_block", "anchor_product", "candidate_product",
+__all__ = ["R", "SUPER", "add_anchor_terms", "finish_candidate_terms", "VECTOR_BYTES", "lanes", "coef_floor", "gram_block", "anchor_product", "candidate_product",
            "block_rows"]
 
 R = 8  # anchors per block: 8 accumulator vectors of the 32 AVX-512 registers
+SUPER = 4  # 8-anchor blocks per pass of the pair kernels: a candidate tile in L1 serves 32 anchors
 VECTOR_BYTES = 64  # one AVX-512 vector; on AVX2 machines a tile row is two vectors
 
 
@@ -134,8 +135,8 @@ def block_rows(i0, i_end, rows):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def gram_block(za, rows, nsub, zT, sq, L):
-    """``L[s, j] = sum_k za[rows[s], k] zT[k, j] - sq[j] / 2`` for ``s < 8 nsub`` and every ``j``.
+def gram_block(za, rows, nsub, zT, sq, L, j_start):
+    """``L[s, j] = sum_k za[rows[s], k] zT[k, j] - sq[j] / 2`` for ``s < 8 nsub`` and ``j >= j_start``.
 
     ``za`` (anchors, row-major), ``zT`` (candidates, feature-major, shape (d, N)) in one
     dtype; ``sq[j] = |z_j|^2`` and ``L`` (shape (8 nsub, N) or more rows) in float64. A
@@ -145,7 +146,7 @@ def gram_block(za, rows, nsub, zT, sq, L):
     C = lanes(zT)
     acc = stack_tile(zT)
     nt = n - n % C
-    for j0 in range(0, nt, C):
+    for j0 in range(j_start, nt, C):
         sqt = sq[j0:j0 + C]
         for sb in range(nsub):
             s0 = sb * R
@@ -165,7 +166,7 @@ def gram_block(za, rows, nsub, zT, sq, L):
                     lr[c] = acc[r, c] - 0.5 * sqt[c]
     for s in range(nsub * R):
         ia = rows[s]
-        for j in range(nt, n):
+        for j in range(max(nt, j_start), n):
             t = za[ia, 0] * zT[0, j]
             for k in range(1, d):
                 t += za[ia, k] * zT[k, j]
@@ -173,8 +174,8 @@ def gram_block(za, rows, nsub, zT, sq, L):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def anchor_product(P, nsub, z, A):
-    """``A[s, k] += sum_j P[s, j] z[j, k]`` for ``s < 8 nsub`` (``z`` row-major, shape (N, d)).
+def anchor_product(P, nsub, z, A, j_start):
+    """``A[s, k] += sum_{j >= j_start} P[s, j] z[j, k]`` for ``s < 8 nsub`` (``z`` row-major, shape (N, d)).
 
     Candidates are taken 64 at a time (a ``64 x d`` slab of ``z`` stays in L1 for all blocks).
     """
@@ -182,7 +183,7 @@ def anchor_product(P, nsub, z, A):
     C = lanes(z)
     acc = stack_tile(z)
     kt = d - d % C
-    for jt in range(0, n, 64):
+    for jt in range(j_start, n, 64):
         je = min(jt + 64, n)
         for sb in range(nsub):
             s0 = sb * R
@@ -231,8 +232,8 @@ def anchor_product(P, nsub, z, A):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def candidate_product(P, nsub, za, rows, B):
-    """``B[k, j] += sum_s P[s, j] za[rows[s], k]`` for every candidate ``j`` (``B`` shape (d, N)).
+def candidate_product(P, nsub, za, rows, B, j_start):
+    """``B[k, j] += sum_s P[s, j] za[rows[s], k]`` for every candidate ``j >= j_start`` (``B`` shape (d, N)).
 
     The register tile holds ``B`` for 8 features x one vector of candidates; every anchor of
     the ``8 nsub`` adds its coefficient vector times its 8 features (8 FMAs per load of ``P``).
@@ -244,7 +245,7 @@ def candidate_product(P, nsub, za, rows, B):
     S = nsub * R
     nt = n - n % C
     kt = d - d % R
-    for j0 in range(0, nt, C):
+    for j0 in range(j_start, nt, C):
         for k0 in range(0, kt, R):
             for r in range(R):
                 src = B[k0 + r, j0:j0 + C]
@@ -273,8 +274,32 @@ def candidate_product(P, nsub, za, rows, B):
                 b[c] = acc[0, c]
     for k in range(d):
         b = B[k]
-        for j in range(nt, n):
+        for j in range(max(nt, j_start), n):
             t = b[j]
             for s in range(S):
                 t += P[s, j] * za[rows[s], k]
             b[j] = t
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def add_anchor_terms(i0, rr, rs, z, A, gA):
+    """``gA[i] += 2 (rs[s] z_i - A[s])`` for the anchors ``i = i0 + s``, ``s < rr``: the anchors'
+    part of ``d/dz_i sum_j P_ij |z_i - z_j|^2`` from the coefficient row sums ``rs`` and
+    :func:`anchor_product`'s ``A``."""
+    d = z.shape[1]
+    for s in range(rr):
+        i = i0 + s
+        for k in range(d):
+            gA[i, k] += 2.0 * (rs[s] * z[i, k] - A[s, k])
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def finish_candidate_terms(cs, zT, B):
+    """``B[k, j] = 2 (cs[j] z_jk - B[k, j])``: the candidates' part of the same gradient, from
+    the coefficient column sums ``cs`` and :func:`candidate_product`'s ``B``."""
+    d, n = B.shape
+    for k in range(d):
+        zk = zT[k]
+        bk = B[k]
+        for j in range(n):
+            bk[j] = 2.0 * (cs[j] * zk[j] - bk[j])
