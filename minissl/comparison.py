@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .landscape import predict
-from .metrics import RANK_RTOL, numerical_rank, stable_rank
+from .metrics import RANK_RTOL, eigenvalue_agreement, numerical_rank, stable_rank
 
 __all__ = ["comparable_eigenvalues", "compare", "compare_siamese"]
 
@@ -52,7 +52,9 @@ def compare(res, rank_tol=RANK_RTOL, kappa=None):
         ``predicted_eigenvalues`` (None where the theory has no prediction, with the
         reason in ``prediction_method``), ranks and stable ranks of both, the expansion
         parameter ``expansion_u = 2 Tr[W Sigma W^T]`` (Prop. 1 is an expansion in it),
-        the eigenvalues of ``A0`` and ``C``, and ``max_abs_diff_rel_to_top``.
+        the eigenvalues of ``A0`` and ``C``, and where there is a prediction the agreement
+        (:func:`minissl.metrics.eigenvalue_agreement`): ``eigenvalue_errors`` (each learned
+        eigenvalue against its own prediction), ``max_eig_error`` and ``agreement_floor``.
     """
     ds = res.dataset
     learned, scale = comparable_eigenvalues(res)
@@ -81,9 +83,13 @@ def compare(res, rank_tol=RANK_RTOL, kappa=None):
         "C_eigenvalues": np.linalg.eigvalsh(res.C)[::-1],
     }
     if pred is not None:
-        top = max(float(pred[0]), float(learned[0]), 1e-300)
-        out["max_abs_diff_rel_to_top"] = float(np.max(np.abs(learned - pred)) / top)
+        out.update(_agreement(learned, pred, rank_tol))
     return out
+
+
+def _agreement(learned, pred, rank_tol):
+    a = eigenvalue_agreement(learned, pred, rtol=rank_tol)
+    return {"eigenvalue_errors": a["errors"], "max_eig_error": a["max_error"], "agreement_floor": a["floor"]}
 
 
 def compare_siamese(res, rank_tol=RANK_RTOL):
@@ -91,8 +97,8 @@ def compare_siamese(res, rank_tol=RANK_RTOL):
 
     Returns the learned spectrum of ``W^T W`` and the predictor's eigenvalues beside the
     per-mode theory (``w^2 = p_+^2``, the surviving modes, the E-step optimum), the learned
-    rank (0 on complete collapse) and, where the theory applies, the predicted rank and
-    ``max_abs_diff_rel_to_top``.
+    rank (0 on complete collapse) and, where the theory applies, the predicted rank and the
+    agreement of :func:`compare` (``eigenvalue_errors``, ``max_eig_error``, ``agreement_floor``).
     """
     th = res.theory
     learned = res.eigenvalues
@@ -114,6 +120,5 @@ def compare_siamese(res, rank_tol=RANK_RTOL):
     if out["predicted_eigenvalues"] is not None:
         pred = out["predicted_eigenvalues"]
         out["predicted_rank"] = int(np.sum(th["alive"]))
-        if pred[0] > 0:
-            out["max_abs_diff_rel_to_top"] = float(np.max(np.abs(learned - pred)) / max(pred[0], learned[0]))
+        out.update(_agreement(learned, pred, rank_tol))
     return out

@@ -38,6 +38,8 @@ __all__ = [
     "embedding_covariance",
     "numerical_rank",
     "RANK_RTOL",
+    "COLLAPSE_SCALE",
+    "eigenvalue_agreement",
     "stable_rank",
     "entropy_rank",
     "log_eigenvalue_ratio",
@@ -54,6 +56,9 @@ __all__ = [
 
 # relative tolerance of the numerical rank used throughout minissl (reports, CLI, summary)
 RANK_RTOL = 1e-3
+# the theory's scale when it predicts complete collapse (its top eigenvalue is 0): learned
+# eigenvalues below RANK_RTOL x this count as collapsed (as in the figures' rank counts)
+COLLAPSE_SCALE = 1e-6
 
 
 def _eigs(M):
@@ -110,6 +115,45 @@ def numerical_rank(M, rtol=RANK_RTOL):
     if ev[0] == 0.0:
         return 0
     return int(np.sum(ev > rtol * ev[0]))
+
+
+def eigenvalue_agreement(learned, predicted, rtol=RANK_RTOL):
+    """Each learned eigenvalue against its own prediction: the agreement metric of every report.
+
+    ``error_i = |l_i - p_i| / max(p_i, floor)`` with both spectra sorted descending and the
+    absolute floor ``floor = rtol * max(p_1, COLLAPSE_SCALE)``: ``rtol`` (the rank tolerance,
+    1e-3) times the theory's top eigenvalue, or times :data:`COLLAPSE_SCALE` when the theory
+    predicts complete collapse. An eigenvalue the theory puts above the floor is judged
+    relative to itself, so a weak direction that training leaves far below its predicted
+    value reads as an error near 100% however small it is next to the top (the error
+    relative to the top eigenvalue, used before, hid exactly those); one the theory puts at
+    zero agrees while the learned value stays below the floor, the level at which the rank
+    count calls a direction collapsed.
+
+    Parameters
+    ----------
+    learned, predicted : array_like, shape (d,)
+        Eigenvalues (any order; sorted descending here).
+    rtol : float
+        Relative tolerance of the floor (default :data:`RANK_RTOL`).
+
+    Returns
+    -------
+    dict
+        ``errors`` (per eigenvalue, descending order), ``max_error``, ``worst`` (the index of
+        the largest error in descending order, 0 = top) and ``floor``.
+    """
+    l = np.sort(V.check_array("learned", learned, ndim=1, dtype=np.float64))[::-1]
+    p = np.sort(V.check_array("predicted", predicted, ndim=1, dtype=np.float64))[::-1]
+    if l.shape != p.shape:
+        raise ValueError(f"learned has {l.size} eigenvalues and predicted {p.size}; they must have the same length.")
+    if l.size == 0:
+        raise ValueError("learned and predicted are empty, must have length >= 1.")
+    rtol = V.check_scalar("rtol", rtol, lo=0.0)
+    floor = rtol * max(float(p[0]), COLLAPSE_SCALE)
+    errors = np.abs(l - p) / np.maximum(p, floor)
+    worst = int(np.argmax(errors))
+    return {"errors": errors, "max_error": float(errors[worst]), "worst": worst, "floor": floor}
 
 
 def _unit(ev):

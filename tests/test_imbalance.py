@@ -362,7 +362,7 @@ def test_degenerate_representations_get_no_verdict():
 
 
 def _e4_rows(errs, angles, conv):
-    return [{"source": "learned", "loss": "scl", "rel_error_vs_derived": e, "angle_vs_paper": a, "converged": c}
+    return [{"source": "learned", "loss": "scl", "eig_error_vs_derived": e, "angle_vs_paper": a, "converged": c}
             for e, a, c in zip(errs, angles, conv)]
 
 
@@ -444,8 +444,8 @@ def test_learned_spectra_agree_with_the_derived_theory(report):
     5% of the derived prediction. InfoNCE is an expansion in u (~0.7 here): eigenvalues within 60%,
     subspaces within 10 deg. The paper's B = 2C for SCL predicts a subspace >= 80 deg away (E4)."""
     a = report["agreement"]
-    assert a["scl"]["max_rel_error_vs_derived"] < 0.05, a
-    assert a["infonce"]["max_rel_error_vs_derived"] < 0.6, a
+    assert a["scl"]["max_eig_error_vs_derived"] < 0.05, a
+    assert a["infonce"]["max_eig_error_vs_derived"] < 0.6, a
     assert a["scl"]["max_angle_vs_derived"] < 10 and a["infonce"]["max_angle_vs_derived"] < 10, a
     assert a["scl"]["min_angle_vs_paper"] > 80, a
 
@@ -514,7 +514,7 @@ def test_unconverged_runs_give_no_learned_verdict(report, out, tmp_path):
     assert "errata E4 confirmed" not in res.output
     assert "infonce: no converged runs (0/3)" in res.output
     rep = json.loads((tmp_path / "imbalance" / "report.json").read_text())
-    assert not rep["errata_E4"]["confirmed"] and rep["agreement"]["scl"]["max_rel_error_vs_derived"] is None
+    assert not rep["errata_E4"]["confirmed"] and rep["agreement"]["scl"]["max_eig_error_vs_derived"] is None
 
 
 def test_deterministic_for_a_seed_and_resumes(report, out, tmp_path, monkeypatch):

@@ -153,9 +153,11 @@ def test_exp_arguments_above_the_range_are_clamped_not_wrapped():
     assert np.all(np.isfinite(big32)) and np.allclose(big32, np.exp(88.0), rtol=1e-6)
 
 
-def test_serial_and_parallel_drivers_are_bit_identical():
-    W, x1, x2, b = _problem(203, 7, 5, np.float64, True, scale=0.3)
-    outs = [kernels.infonce_linear(W, x1, x2, b, 0.3, 0.7, "both", True, 2.0, 1e-12, 0.01, parallel=p)
+@pytest.mark.parametrize("negatives", ["both", "view1"])  # the row-wise and the symmetric pair kernel
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_serial_and_parallel_drivers_are_bit_identical(negatives, dtype):
+    W, x1, x2, b = _problem(203, 7, 5, dtype, True, scale=0.3)
+    outs = [kernels.infonce_linear(W, x1, x2, b, 0.3, 0.7, negatives, True, 2.0, 1e-12, 0.01, parallel=p)
             for p in (True, False)]
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
     np.testing.assert_array_equal(outs[0][2], outs[1][2])

@@ -232,3 +232,37 @@ def test_bad_rtol_and_W():
         M.embedding_covariance(np.ones((0, 3)))
     with pytest.raises(TypeError, match=r"M has dtype"):
         M.stable_rank(np.array([["a", "b"], ["c", "d"]]))
+
+
+def test_agreement_judges_each_eigenvalue_against_its_own_prediction():
+    """Fig. 5 middle at N = 48 (issue 14): the smallest learned eigenvalue 3.56e-8 where the
+    theory predicts 5.84e-5 is a ~100% miss, although it is 2% of the top (the old metric)."""
+    learned = [2.4e-3, 1.0e-3, 3.56e-8]
+    predicted = [2.4e-3, 1.1e-3, 5.84e-5]
+    a = M.eigenvalue_agreement(learned, predicted)
+    assert a["floor"] == pytest.approx(2.4e-6)
+    np.testing.assert_allclose(a["errors"], [0.0, 0.1e-3 / 1.1e-3, (5.84e-5 - 3.56e-8) / 5.84e-5], rtol=1e-12)
+    assert a["worst"] == 2 and a["max_error"] == pytest.approx(0.99939, abs=1e-5)
+    old = np.max(np.abs(np.subtract(learned, predicted))) / max(predicted)
+    assert old < 0.05  # what the error relative to the top eigenvalue said
+
+
+def test_agreement_floor_for_collapsed_directions():
+    # predicted zero: below the floor (1e-3 x top) agrees, above it does not; input order is irrelevant
+    a = M.eigenvalue_agreement([5e-4, 2.0], [0.0, 2.0])
+    assert a["errors"][1] == pytest.approx(5e-4 / 2e-3) and a["worst"] == 1
+    assert M.eigenvalue_agreement([2.0, 4e-3], [2.0, 0.0])["max_error"] == pytest.approx(2.0)
+    # complete collapse predicted: the floor is 1e-3 x COLLAPSE_SCALE
+    b = M.eigenvalue_agreement([1e-10, 0.0], [0.0, 0.0])
+    assert b["floor"] == pytest.approx(1e-3 * M.COLLAPSE_SCALE) and b["max_error"] == pytest.approx(0.1)
+    assert M.eigenvalue_agreement([1.0], [1.0], rtol=0.5)["floor"] == 0.5
+
+
+@pytest.mark.parametrize("learned, predicted, pattern", [
+    ([1.0, 2.0], [1.0], r"learned has 2 eigenvalues and predicted 1"),
+    ([], [], r"empty"),
+    ([1.0, np.nan], [1.0, 1.0], r"learned contains 1 NaN"),
+])
+def test_agreement_rejects_bad_input(learned, predicted, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        M.eigenvalue_agreement(learned, predicted)

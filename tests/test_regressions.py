@@ -1,6 +1,7 @@
 """Regression tests for defects found in review (each failed before its fix)."""
 
 import json
+import math
 import os
 import re
 import warnings
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 import minissl
 from minissl import metrics
 from minissl.cli import main
+from minissl.metrics import COLLAPSE_SCALE, RANK_RTOL
 from minissl.data import IsotropicNoise
 from minissl.train import ConvergenceWarning
 
@@ -40,11 +42,17 @@ def test_augmentation_dimension_must_match_data():
         minissl.simulate(n=16, steps=20, augmentation=IsotropicNoise(1.0, 3))
 
 
-def test_difference_column_is_bounded_when_everything_collapses():
+def test_error_column_is_finite_when_everything_collapses():
+    """Complete collapse predicted (every predicted eigenvalue 0): each error is the learned value
+    over the floor RANK_RTOL x COLLAPSE_SCALE, finite (it once divided by a zero top eigenvalue)."""
     res = _run(["simulate", "--sigma", "3", "--steps", "300", "--n", "64"])
     assert res.exit_code == 0
-    diffs = [float(x) for x in re.findall(r"([+-]\d+\.\d+) x top", res.output)]
-    assert diffs and max(abs(d) for d in diffs) <= 1.0
+    rows = re.findall(r"^\s+\d+\s+(\S+)\s+0\s+([+-][\d.e+]+)%$", res.output, flags=re.M)
+    assert len(rows) == 5
+    floor = RANK_RTOL * COLLAPSE_SCALE
+    for learned, err in rows:
+        assert math.isfinite(float(err))
+        assert float(err) / 100 == pytest.approx(float(learned) / floor, rel=2e-3, abs=1e-3)
 
 
 @pytest.mark.parametrize("args,option", [

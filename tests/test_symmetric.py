@@ -102,11 +102,15 @@ def _symmetric(z1, z2, alpha, beta, nchunks, parallel):
 def test_symmetric_and_rowwise_kernels_agree(n, d, alpha, beta):
     z1, z2 = _problem(n, d, np.float64, seed=3 * n + d)
     nchunks = min(8, n)
+    # the symmetric form takes these steps (no fallback): its totals are in range
+    _, _, rowtot, coltot = _pass1(z1, nchunks)
+    lpos = _kernel_inputs(z1, z2, alpha, nchunks)[2]
+    assert symmetric.coefficients(rowtot, coltot, lpos, beta, 1.0 / n, 1e-250, np.empty(n), np.empty(n))
     g_row, lse_row = _rowwise(z1, z2, alpha, beta, nchunks)
     for parallel in (False, True):
         g_sym, lse_sym = _symmetric(z1, z2, alpha, beta, nchunks, parallel)
         np.testing.assert_allclose(lse_sym, lse_row, rtol=0, atol=1e-13)
-        assert np.abs(g_sym - g_row).max() <= 1e-13 * max(1.0, np.abs(g_row).max())
+        assert np.abs(g_sym - g_row).max() <= 1e-12 * np.abs(g_row).max()
     serial = _symmetric(z1, z2, alpha, beta, nchunks, False)
     threaded = _symmetric(z1, z2, alpha, beta, nchunks, True)
     np.testing.assert_array_equal(serial[0], threaded[0])  # same chunks, same order: same bits
@@ -119,10 +123,11 @@ def test_view1_core_matches_the_numpy_reference(dtype, alpha, beta):
     z1, z2 = _problem(257, 12, dtype, seed=11)
     ref = reference.infonce_core(z1.astype(np.float64), z2.astype(np.float64), alpha, beta, "view1")
     out = kernels.infonce_core(z1, z2, alpha, beta, "view1")
-    vtol, gtol = (1e-13, 1e-12) if dtype == np.float64 else (1e-6, 2e-6)
+    # relative to the largest gradient entry (~1e-3 here); float32 measured ~5e-5
+    vtol, gtol = (1e-13, 1e-11) if dtype == np.float64 else (1e-6, 3e-4)
     assert abs(out[0] - ref[0]) <= vtol * abs(ref[0])
     for a, r in zip(out[1:], ref[1:]):
-        assert np.abs(a - r).max() <= gtol * max(1.0, np.abs(r).max())
+        assert np.abs(a - r).max() <= gtol * np.abs(r).max()
 
 
 @pytest.mark.parametrize("case", ["far apart", "huge alpha"])
@@ -135,8 +140,12 @@ def test_out_of_range_steps_fall_back_to_the_rowwise_kernel(case):
     else:
         z1, z2 = _problem(40, 3, np.float64, seed=5)
         alpha = 1e40
+    # the symmetric totals are out of range, so the row-wise kernel must take this step
+    _, _, rowtot, coltot = _pass1(z1, 8)
+    lpos = _kernel_inputs(z1, z2, alpha, 8)[2]
+    assert not symmetric.coefficients(rowtot, coltot, lpos, 1.0, 1.0 / 40, 1e-250, np.empty(40), np.empty(40))
     ref = reference.infonce_core(z1, z2, alpha, 1.0, "view1")
     out = kernels.infonce_core(z1, z2, alpha, 1.0, "view1")
     assert np.isfinite(out[0]) and abs(out[0] - ref[0]) <= 1e-12 * abs(ref[0])
     for a, r in zip(out[1:], ref[1:]):
-        assert np.abs(a - r).max() <= 1e-12 * max(1.0, np.abs(r).max())
+        assert np.abs(a - r).max() <= 1e-11 * np.abs(r).max()

@@ -16,12 +16,17 @@ F32_VALUE_RTOL = 1e-6
 F32_GRAD_RTOL = 2e-6
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n,d,i0,i_end,js", [(37, 5, 24, 37, 0), (100, 19, 0, 32, 0), (64, 16, 40, 45, 0), (9, 1, 0, 9, 0),
-                                             (37, 5, 24, 37, 16), (100, 19, 0, 32, 32), (64, 16, 40, 45, 48)])
+_CASES = [(37, 5, 24, 37, 0), (100, 19, 0, 32, 0), (64, 16, 40, 45, 0), (9, 1, 0, 9, 0), (37, 5, 24, 37, 16),
+          (100, 19, 0, 32, 32), (64, 16, 40, 45, 48)]
+_CASES_F64 = [(37, 5, 8, 37, 8), (100, 19, 24, 56, 24)]  # strips at odd multiples of 8 lanes: float64 only
+
+
+@pytest.mark.parametrize("dtype,n,d,i0,i_end,js", [(dt, *c) for dt in (np.float64, np.float32) for c in _CASES]
+                         + [(np.float64, *c) for c in _CASES_F64])
 def test_micro_kernels_match_numpy(dtype, n, d, i0, i_end, js):
     """Tails in every direction: N and d not multiples of a vector, blocks shorter than 8,
-    candidates from ``js`` on (a multiple of 16, as the symmetric kernel's strips)."""
+    candidates from ``js`` on (a multiple of the vector: 8 float64 or 16 float32 lanes, as the
+    symmetric kernel's strips; js = 8 and 24 only for float64)."""
     rng = np.random.default_rng(n + d)
     z = rng.normal(size=(n, d)).astype(dtype)
     zT = np.ascontiguousarray(z.T)

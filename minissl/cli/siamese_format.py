@@ -44,8 +44,8 @@ def format_siamese(r):
     if pred is not None:
         lines.append(f"rank (eigenvalues > {r['rank_tol']:g} x largest; 0 after complete collapse): learned "
                      f"{r['learned_rank']}, predicted {r['predicted_rank']}"
-                     + (f"; max |learned - predicted| = {r['max_abs_diff_rel_to_top']:.3g} x top"
-                        if "max_abs_diff_rel_to_top" in r else ""))
+                     + (f"; largest eigenvalue error {r['max_eig_error']:.1%} (each against its own "
+                        f"prediction, floor {r['agreement_floor']:.3g})" if "max_eig_error" in r else ""))
     elif r["predicted_alive"] is not None and s["predictor"] and s["stop_gradient"]:
         lines.append("prediction: without weight decay W is not pinned (w^2 - p^2 / rho is conserved); "
                      "use --weight-decay > 0 for a predicted spectrum")

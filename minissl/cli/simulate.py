@@ -10,13 +10,20 @@ import numpy as np
 
 from .. import __version__
 from ..losses.registry import LOSS_NAMES, PAPER_LOSS, REGISTRY, option_params
-from ..metrics import RANK_RTOL
+from ..metrics import COLLAPSE_SCALE, RANK_RTOL
 from ..siamese import METHODS as SIAMESE_METHODS
 from . import options as O
 from .errors import library_errors
 from .output import compile_notice, emit_track, write_json
 
 _LOSS_PARAMS = option_params()
+
+
+def _percent(x, sign=True):
+    """A relative error as a percentage: ``+4.2%``, or ``+2.84e+04%`` when it is large."""
+    if abs(x) < 10:
+        return f"{x:+.1%}" if sign else f"{x:.1%}"
+    return f"{100 * x:+.3g}%" if sign else f"{100 * x:.3g}%"
 
 
 @click.command("simulate", short_help="Train a linear model on an exact SSL loss; compare with the theory.")
@@ -93,6 +100,7 @@ _LOSS_PARAMS = option_params()
 @click.option("--uniformity-t", type=float, default=2.0, show_default=True, callback=O.real(lo=0.0, lo_open=True),
               help="With --track: uniformity kernel scale t (Wang & Isola).")
 @O.json_option()
+
 def simulate_cmd(**kw):
     """Train a linear model on an SSL loss and compare with the theory's prediction.
 
@@ -264,14 +272,18 @@ def format_report(r):
         lines.append(f"engine: {s['engine']}" + ("" if s["engine"] == "numpy" else f" (Python loop: {why})"))
     lines.append("")
     pred = r["predicted_eigenvalues"]
-    lines.append("  i   learned eig(W^T W)   predicted     difference")
+    lines.append("  i   learned eig(W^T W)   predicted     error")
     for i, lv in enumerate(r["learned_eigenvalues"]):
         if pred is None:
             lines.append(f"  {i + 1:<3} {lv:<20.5g} {'n/a':<13}")
             continue
         pv = pred[i]
-        top = max(pred[0], r["learned_eigenvalues"][0], 1e-300)
-        lines.append(f"  {i + 1:<3} {lv:<20.5g} {pv:<13.5g} {(lv - pv) / top:+.3f} x top")
+        err = np.copysign(r["eigenvalue_errors"][i], lv - pv)
+        lines.append(f"  {i + 1:<3} {lv:<20.5g} {pv:<13.5g} {_percent(err)}")
+    if pred is not None:
+        lines.append(f"(error: (learned - predicted) / max(predicted, {r['agreement_floor']:.3g}), the floor being "
+                     f"{r['rank_tol']:g} x max(predicted top eigenvalue, {COLLAPSE_SCALE:g}); largest "
+                     f"{_percent(r['max_eig_error'], sign=False)})")
     lines.append("")
     self_normalising = not REGISTRY[s["loss"]].normalize_allowed
     if r["learned_scale_factor"] is not None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import COLLAPSE_SCALE, RANK_RTOL, eigenvalue_agreement
 from ..theory import analyze
 
-__all__ = ["spectrum_record", "rel_error", "mean_over_seeds", "smallest_cells", "draw_smallest"]
+__all__ = ["spectrum_record", "agreement", "mean_over_seeds", "smallest_cells", "draw_smallest"]
 
 
-def spectrum_record(res, spec, rank_tol=1e-3):
+def spectrum_record(res, spec, rank_tol=RANK_RTOL):
     """Learned eigenvalues of ``W^T W`` with the derived and the paper's predictions.
 
     Normalized losses: the learned spectrum is rescaled so that ``E|f|^2 = c`` (the
@@ -28,9 +29,9 @@ def spectrum_record(res, spec, rank_tol=1e-3):
     except ValueError:
         pred, paper = None, None
     # a direction counts as alive above rank_tol x a reference scale: the theory's top eigenvalue
-    # (so that a run whose whole spectrum has decayed towards 0 has rank 0), or 1e-6 when the
-    # theory predicts complete collapse
-    ref = max(float(pred[0]), 1e-6) if pred is not None else max(float(ev[0]), 1e-300)
+    # (so that a run whose whole spectrum has decayed towards 0 has rank 0), or COLLAPSE_SCALE when
+    # the theory predicts complete collapse (the floor of minissl.metrics.eigenvalue_agreement)
+    ref = max(float(pred[0]), COLLAPSE_SCALE) if pred is not None else max(float(ev[0]), 1e-300)
     A0c = res.dataset.A0_centered
     w, U = np.linalg.eigh(A0c)
     U = U[:, ::-1]
@@ -47,11 +48,17 @@ def spectrum_record(res, spec, rank_tol=1e-3):
     }
 
 
-def rel_error(learned, predicted):
-    """max |learned - predicted| / max(predicted) over the spectrum."""
-    learned = np.asarray(learned, dtype=np.float64)
-    predicted = np.asarray(predicted, dtype=np.float64)
-    return float(np.max(np.abs(learned - predicted)) / max(float(np.max(predicted)), 1e-300))
+def agreement(learned, predicted):
+    """Row fields of the agreement metric (:func:`minissl.metrics.eigenvalue_agreement`): the
+    largest per-eigenvalue error ``eig_error`` and which eigenvalue it is, ``worst_eigenvalue``
+    (1 = the largest, d = the smallest)."""
+    a = eigenvalue_agreement(learned, predicted)
+    return {"eig_error": a["max_error"], "worst_eigenvalue": a["worst"] + 1}
+
+
+AGREEMENT_NOTE = ("Agreement: each learned eigenvalue against its own prediction, |learned - predicted| / "
+                  "max(predicted, 1e-3 x the predicted top eigenvalue) (minissl.metrics.eigenvalue_agreement); "
+                  "'worst' is the eigenvalue with the largest error (1 = largest).")
 
 
 def mean_over_seeds(records, key):

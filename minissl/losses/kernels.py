@@ -15,8 +15,8 @@ products from the coefficient rows (:func:`~minissl.losses.tiles.anchor_product`
 :func:`~minissl.losses.tiles.candidate_product`). With negatives from the first view (Eq. 1,
 the default) the terms are a symmetric Gaussian kernel and :mod:`minissl.losses.symmetric`
 takes each unordered pair once: ``4 N^2 d`` flops per step. With negatives from both views,
-or when a row's terms all underflow (or a huge ``alpha`` overflows the positive term), the
-row-wise form (:func:`_infonce_chunk`) shifts each row by its own bound or true maximum:
+or when a row total leaves the symmetric form's range (a row whose terms nearly all
+underflow, or a huge ``alpha``; see that module), the row-wise form (:func:`_infonce_chunk`) shifts each row by its own bound or true maximum:
 ``6 N^2 d`` flops (``12 N^2 d`` with both views). Anchors are split into ``N_CHUNKS`` fixed
 chunks processed in parallel; gradient terms that land on *other* samples (the negatives) go
 to the chunk's own buffer, and buffers are summed in chunk order afterwards, so results do
@@ -448,8 +448,10 @@ def infonce_step(W, b, has_bias, x1, x2, x1T, x2T, alpha, beta, both, normalize,
     n = x1.shape[0]
     d1 = W.shape[0]
     nchunks = buf1.shape[0]
-    # two parallel regions (three with normalization): each region wakes the thread pool,
-    # which costs ~0.1-0.2 ms on a small machine when the workers have gone to sleep
+    # three parallel regions with negatives from the first view (pass 1 and pass 2 of the
+    # symmetric kernel, the features), two with both views, one more with normalization: each
+    # region wakes the thread pool, which costs ~0.1-0.2 ms on a small machine when the workers
+    # have gone to sleep
     linear_forward(W, b, has_bias, x1T, x2T, normalize, c, norm_eps, z1, nrm1, nrm2, z1T, z2T, gA, lpos, alpha)
     sq1, sq2 = _candidates(z1T, z2T, z2, both)
     pairs_parallel(z1T, z2T, z1, z2, sq1, sq2, lpos, both, beta, 1.0 / n, gA, buf1, buf2, lse)

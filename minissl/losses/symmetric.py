@@ -22,10 +22,13 @@ Flops: ``2 N^2 d`` for the two half Gram products and ``2 N^2 d`` for the produc
 ranges of equal strip work (:func:`chunk_start`), fixed by ``N`` and the chunk count, and all
 sums run in a fixed order, so the results do not depend on the number of threads.
 
-When some ``t_i`` is outside ``[sum_floor, 1e30)`` — every term of a row underflowed (outputs
-farther apart than ~37), or an ``alpha`` so large that the positive term would overflow —
-:func:`coefficients` reports it and the caller runs the row-wise kernel, which shifts each
-row by its true maximum. Tested against the NumPy reference and the row-wise kernel
+When some ``t_i`` is outside ``[sum_floor, 1e30)`` — a row total below
+:func:`~minissl.losses.vexp.sum_floor` (1e-250 in float64, 1e-20 in float32: with no
+positive term, every other output farther than about 34, or in float32 about 9.6, from
+``z_i``), or an ``alpha`` so large that the positive term would exceed 1e30 —
+:func:`coefficients` reports it and the caller runs the row-wise kernel for the whole step,
+which shifts each row by its true maximum (pass 1 is then wasted: such steps cost about a
+quarter more than the row-wise kernel alone). Tested against the NumPy reference and the row-wise kernel
 (``tests/test_symmetric.py``).
 """
 

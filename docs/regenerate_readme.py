@@ -1,0 +1,130 @@
+"""Regenerate (or check) every command output shown in README.md and the docs.
+
+A code block of README.md or ``docs/*.md`` whose output comes from minissl is preceded by a
+marker line::
+
+    <!-- output of: minissl simulate --loss infonce --seed 1 -->
+    <!-- output of: minissl simulate --seed 1 | lines: ^  i |^  \\d|expansion -->
+    <!-- output of: $ minissl theory --sigma 1.5 -->
+
+The command runs in a fresh process (``python -c "from minissl.cli import main; main()" ARGS``)
+and the block is replaced by its output; ``| lines: REGEX`` keeps only the lines that match
+``REGEX`` (Python ``re.search``), and a leading ``$`` also shows the command line in the block.
+Wall-clock figures (``[0.5 s]``, ``compiled in 31.2 s``, ``loaded from cache in 0.2 s``) are
+the only parts that differ between machines and runs; ``--check`` ignores them.
+
+Run from the repository root::
+
+    python docs/regenerate_readme.py            # rewrite the marked blocks
+    python docs/regenerate_readme.py --check    # exit 1 and show the differences if any block is stale
+
+``tests/test_readme_outputs.py`` runs the check for every block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def files():
+    """README.md and the docs' Markdown files: the places a marked block may be."""
+    return [README] + sorted((ROOT / "docs").glob("*.md"))
+
+_MARKER = re.compile(r"^<!-- output of: (?P<show>\$ )?(?P<cmd>minissl [^|]*?)(?: \| lines: (?P<lines>.*?))? -->$")
+_TIMINGS = [(re.compile(r"\[\d+(\.\d+)? s\]"), "[_ s]"),
+            (re.compile(r"(compiled in|loaded from cache in) \d+(\.\d+)? s"), "_ s")]
+
+
+@dataclass
+class Block:
+    """A marked code block: the marker's line index, the block's body lines (start, end) and the command."""
+    marker: int
+    start: int
+    end: int
+    cmd: str
+    show: bool
+    lines: str | None
+
+
+def blocks(text):
+    """The marked code blocks of README text (``ValueError`` for a marker not followed by a block)."""
+    rows = text.split("\n")
+    out = []
+    for i, row in enumerate(rows):
+        m = _MARKER.match(row)
+        if not m:
+            continue
+        if i + 1 >= len(rows) or not rows[i + 1].startswith("```"):
+            raise ValueError(f"line {i + 1}: the marker must be followed by a code block")
+        end = next(j for j in range(i + 2, len(rows)) if rows[j].startswith("```"))
+        out.append(Block(i, i + 2, end, m["cmd"].strip(), bool(m["show"]), m["lines"]))
+    return out
+
+
+def run(block):
+    """The block's body as the command prints it now (a list of lines)."""
+    args = shlex.split(block.cmd)[1:]
+    env = dict(os.environ, COLUMNS="100")
+    r = subprocess.run([sys.executable, "-c", "from minissl.cli import main; main()", *args], cwd=ROOT, env=env,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{block.cmd!r} exited with {r.returncode}:\n{r.stderr[-2000:]}")
+    out = [ln.rstrip() for ln in r.stdout.rstrip("\n").split("\n")]
+    if block.lines:
+        pat = re.compile(block.lines)
+        out = [ln for ln in out if pat.search(ln)]
+    return ([f"$ {block.cmd}"] if block.show else []) + out
+
+
+def normalize(lines):
+    """Lines with their wall-clock figures replaced (what ``--check`` compares)."""
+    out = []
+    for ln in lines:
+        for pat, rep in _TIMINGS:
+            ln = pat.sub(rep, ln)
+        out.append(ln)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="compare instead of rewriting; exit 1 if any block is stale")
+    args = ap.parse_args(argv)
+    stale = total = 0
+    for path in files():
+        text = path.read_text()
+        rows = text.split("\n")
+        found = blocks(text)
+        total += len(found)
+        for b in reversed(found):  # from the end: earlier line numbers stay valid
+            new = run(b)
+            old = rows[b.start:b.end]
+            if args.check:
+                if normalize(old) != normalize(new):
+                    stale += 1
+                    sys.stdout.writelines(difflib.unified_diff([ln + "\n" for ln in old], [ln + "\n" for ln in new],
+                                                               f"{path.name}: {b.cmd}", "now"))
+            else:
+                rows[b.start:b.end] = new
+        if found and not args.check:
+            path.write_text("\n".join(rows))
+    if args.check:
+        print(f"{stale} stale block(s)" if stale else f"all {total} marked outputs are current")
+        return 1 if stale else 0
+    print(f"rewrote {total} block(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Every marked command output in README.md and docs/*.md is what the command prints now
+(docs/regenerate_readme.py).
+
+A stale block fails with a diff; regenerate with ``python docs/regenerate_readme.py`` when the
+change of the output is intended. Wall-clock figures are not compared.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location("regenerate_readme",
+                                               Path(__file__).resolve().parents[1] / "docs" / "regenerate_readme.py")
+regen = importlib.util.module_from_spec(_SPEC)
+sys.modules["regenerate_readme"] = regen  # dataclasses look their module up
+_SPEC.loader.exec_module(regen)
+
+BLOCKS = [(path, b) for path in regen.files() for b in regen.blocks(path.read_text())]
+
+
+def test_readme_has_its_command_outputs_marked():
+    cmds = [b.cmd for path, b in BLOCKS if path == regen.README]
+    assert "minissl simulate" in cmds and any(c.startswith("minissl theory phase") for c in cmds), cmds
+
+
+@pytest.mark.parametrize("path, block", BLOCKS, ids=[f"{p.name}: {b.cmd}" for p, b in BLOCKS])
+def test_readme_block_is_what_the_command_prints(path, block):
+    old = path.read_text().split("\n")[block.start:block.end]
+    new = regen.run(block)
+    assert regen.normalize(old) == regen.normalize(new), "\n".join(
+        [f"{path.name} block is stale (python docs/regenerate_readme.py):"] + [f"- {a}\n+ {b}" for a, b in
+                                                                            zip(old, new) if a != b])
+
+
+def test_normalize_drops_wall_clock_figures_only():
+    lines = ["train: ... seed=0  [0.5 s]", "engine: numba, whole loop compiled (compiled in 31.2 s)",
+             "engine: numba, whole loop compiled (loaded from cache in 0.2 s)", "  1   0.5 s"]
+    assert regen.normalize(lines) == ["train: ... seed=0  [_ s]", "engine: numba, whole loop compiled (_ s)",
+                                      "engine: numba, whole loop compiled (_ s)", "  1   0.5 s"]
