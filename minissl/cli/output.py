@@ -72,7 +72,7 @@ def compile_notice(after=2.0, every=10.0):
             if _numba_compiling():
                 elapsed = time.perf_counter() - t0
                 if not said:
-                    click.echo("minissl: compiling Numba kernels (first use on this machine: about 25 s, "
+                    click.echo("minissl: compiling Numba kernels (first use on this machine: about 35 s on 2 cores, "
                                "once; later runs load them from the cache) ...", err=True)
                     said = True
                 else:
