@@ -68,9 +68,16 @@ def test_fig5_beta_collapse_points_follow_the_derived_thresholds(reports):
 
 def test_fig6_normalization_collapses_below_the_feature_variance(reports):
     """Collapse starts well below the feature variance; the learned rank falls with sigma like
-    Theorem 2's (quick: d0 = 12, N = 24, predicted 12, 10, 9), within 3."""
+    Theorem 2's (quick: d0 = 12, N = 24, sigma = 0, 0.1, 0.3, 0.7: predicted 12, 12, 10, 9), within 3.
+    The data-mean direction collapses without augmentation (sigma = 0), where the theory, which
+    sees only the centred data, predicts full rank; collapse off the mean grows with sigma."""
     r = reports["fig6-normalized"]
     assert r["collapse_below_feature_variance"], r
+    p0 = r["points"][0]
+    assert p0["sigma"] == 0.0 and p0["predicted_rank"] == 12 and p0["learned_rank"] == 11
+    assert p0["mean_share_collapsed"] > 0.5 and p0["collapsed_without_mean"] == 0
+    off = [p["collapsed_without_mean"] for p in r["points"]]
+    assert off == sorted(off) and off[-1] >= 2 and r["first_collapse_sigma_off_the_mean"] > 0
     learned = [p["learned_rank"] for p in r["points"]]
     predicted = [p["predicted_rank"] for p in r["points"]]
     assert learned == sorted(learned, reverse=True) and predicted[-1] < predicted[0]
@@ -199,7 +206,8 @@ def test_settings_loss_reads_the_registry():
     # an empty sweep blames the sweep (it once reached beta_critical_sigma as "variances has shape ()")
     ("fig5-beta", "sigmas = [0.5, 0.85, 1.2, 1.55, 1.9, 2.5]", "sigmas = []",
      "[quick] sigmas == [], must list at least one value."),
-    ("fig6-normalized", "sigmas = [0.1, 0.2,", "sigmas = [-0.1, 0.2,", "[figure] sigmas[0] == -0.1, must be >= 0.0."),
+    ("fig6-normalized", "sigmas = [0.0, 0.1, 0.2,", "sigmas = [-0.1, 0.1, 0.2,",
+     "[figure] sigmas[0] == -0.1, must be >= 0.0."),
     ("fig5-weighted", "ns = [3, 6, 12, 48]", "ns = []", "[quick] ns == [], must list at least one value."),
     ("fig1", "sigmas = [0.7, 1.2, 1.7]", "sigmas = [0.7, 1.2]", "[figure] sigmas == [0.7, 1.2], must list 3 values."),
     ("fig3", "phase_thetas = [0.0, 1.0, 21]", "phase_thetas = [0.0, 2.0, 21]",

@@ -37,6 +37,7 @@ def spectrum_record(res, spec, rank_tol=RANK_RTOL):
     U = U[:, ::-1]
     WtW = res.W.T @ res.W * (ev[0] / max(float(res.eigenvalues[0]), 1e-300) if loss.normalize else 1.0)
     return {
+        **_mean_direction(res.dataset.x, WtW, rank_tol * ref),
         "eigenvalues": ev.tolist(),
         "predicted": pred,
         "paper_predicted": paper,
@@ -46,6 +47,27 @@ def spectrum_record(res, spec, rank_tol=RANK_RTOL):
         "u": 2.0 * rho if not loss.normalize else None,
         "A0_eigenvalues": np.linalg.eigvalsh(res.dataset.A0_centered)[::-1].tolist(),
     }
+
+
+def _mean_direction(x, WtW, threshold):
+    """How much of the collapse is the data mean's direction, which a translation-invariant
+    loss never sees: the share of the unit mean ``m`` inside the collapsed subspace (eigenvalues
+    of ``W^T W`` at or below ``threshold``), and the spectrum of ``W^T W`` on the complement of
+    ``m`` (``d0 - 1`` eigenvalues) with the number of them at or below ``threshold``: the
+    directions collapsed by something else, the augmentation."""
+    m = np.asarray(x, dtype=np.float64).mean(0)
+    nm = float(np.linalg.norm(m))
+    w, U = np.linalg.eigh(0.5 * (WtW + WtW.T))
+    collapsed = U[:, w <= threshold]
+    if nm == 0.0:
+        return {"mean_share_collapsed": None, "eigenvalues_without_mean": None, "collapsed_without_mean": None}
+    mhat = m / nm
+    # orthonormal basis of the complement of mhat: the last d0 - 1 columns of a QR with mhat first
+    Q = np.linalg.qr(np.column_stack([mhat, np.eye(len(m))]))[0][:, 1:len(m)]
+    perp = np.sort(np.linalg.eigvalsh(Q.T @ WtW @ Q))[::-1]
+    return {"mean_share_collapsed": float(np.sum((collapsed.T @ mhat) ** 2)),
+            "eigenvalues_without_mean": perp.tolist(),
+            "collapsed_without_mean": int(np.sum(perp <= threshold))}
 
 
 def agreement(learned, predicted):
