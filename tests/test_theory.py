@@ -212,7 +212,8 @@ def test_props_3_4_finite_kappa_against_descent(d, commuting):
 
 
 def test_theorem2_limit_matches_eq12_and_large_kappa_descent():
-    """Eq. (12) as printed (k = 1, commuting) and descent at growing kappa, error ~ 1/kappa."""
+    """Eq. (12) with the mask restored on 2c/d_M (docs/errata.md E9; the printed form is tested in
+    test_errata.py), k = 1, commuting, and descent at growing kappa, error ~ 1/kappa."""
     land0, A0, C, Q = random_problem(5, 5, commuting=True)
     land = Landscape(B=land0.B, S=land0.S, k=1.0, c=1.0)
     pts = stationary_points(land, 5, kappa=np.inf)
