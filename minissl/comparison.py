@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .landscape import predict
-from .metrics import RANK_RTOL, eigenvalue_agreement, numerical_rank, stable_rank
+from .metrics import COLLAPSE_SCALE, RANK_RTOL, eigenvalue_agreement, numerical_rank, stable_rank
 
 __all__ = ["comparable_eigenvalues", "compare", "compare_siamese"]
 
@@ -61,7 +61,8 @@ def compare(res, rank_tol=RANK_RTOL, kappa=None):
     pred, pred_note = None, None
     try:
         p = predict(res.loss, res.A0_model, res.C, n=ds.n, mean=res.mean_model,
-                    d1=res.W.shape[0], bias=res.b is not None, kappa=kappa, seed=0)
+                    d1=res.W.shape[0], bias=res.b is not None, kappa=kappa, seed=0,
+                    scale=res.scale_augmentation)
         pred = p["eigenvalues"]
         pred_note = p["method"]
     except ValueError as exc:
@@ -74,8 +75,8 @@ def compare(res, rank_tol=RANK_RTOL, kappa=None):
         "prediction_method": pred_note,
         "prediction_models": "noise-averaged loss (noise='fresh')",
         "rank_tol": rank_tol,
-        "learned_rank": numerical_rank(learned, rank_tol),
-        "predicted_rank": None if pred is None else numerical_rank(pred, rank_tol),
+        "learned_rank": numerical_rank(learned, rank_tol) if pred is None else _rank_against(learned, pred, rank_tol),
+        "predicted_rank": None if pred is None else _rank_against(pred, pred, rank_tol),
         "learned_stable_rank": stable_rank(learned),
         "predicted_stable_rank": None if pred is None else stable_rank(pred),
         "expansion_u": 2.0 * Wsig,
@@ -85,6 +86,15 @@ def compare(res, rank_tol=RANK_RTOL, kappa=None):
     if pred is not None:
         out.update(_agreement(learned, pred, rank_tol))
     return out
+
+
+def _rank_against(ev, pred, rank_tol):
+    """Eigenvalues above ``rank_tol x max(predicted top, COLLAPSE_SCALE)``: both ranks on the
+    theory's scale (as in the figures, :func:`minissl.experiments.spectra.spectrum_record`),
+    so a run that decays to 1e-80 where the theory predicts complete collapse has rank 0, not
+    the rank 1 of its own largest round-off eigenvalue."""
+    ref = max(float(np.max(pred, initial=0.0)), COLLAPSE_SCALE)
+    return int(np.sum(np.asarray(ev) > rank_tol * ref))
 
 
 def _agreement(learned, pred, rank_tol):

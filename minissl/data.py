@@ -279,8 +279,10 @@ class ScaleAugmentation(Augmentation):
 
     The noise is multiplicative, data dependent and non-Gaussian. Its mean view is
     ``b * x_hat``, so the clean second moment seen by the model is ``b^2 A0`` and the
-    augmentation covariance is ``C = Var(s) A0 = b^2 A0`` (Eq. 54). The fourth-order
-    landscape of Proposition 1 assumes Gaussian noise and is only qualitative here.
+    augmentation covariance is ``C = Var(s) A0 = b^2 A0`` (Eq. 54). Its fourth-order
+    landscape is not Proposition 1's: :func:`minissl.effective_landscape` with ``scale=True``
+    (derived constants, docs/errata.md E10; used by ``simulate`` and ``theory point
+    --augmentation scale``).
     """
 
     name = "scale"

@@ -39,8 +39,12 @@ from . import _validation as V
 from ._config import CACHE, FASTMATH
 from .losses import check_loss_object
 from .losses.registry import QUARTIC_FORMS, QUARTIC_TRACE
+from .metrics import spectrum
 
 __all__ = ["Landscape", "effective_B", "effective_landscape", "paper_B", "predict", "descend_batch"]
+
+# largest number of parameters for which Landscape.minimize polishes with dense Newton steps
+POLISH_MAX_SIZE = 1100
 
 
 def _refuse_without_B(loss, what):
@@ -166,7 +170,7 @@ class Landscape:
         self.Sigma = self.S.copy() if self.Sigma is None else V.check_covariance("Sigma", self.Sigma, dim=d0)
         self.k = V.check_scalar("k", self.k, lo=0.0, lo_open=True)
         self.kappa = V.check_scalar("kappa", self.kappa, lo=0.0)
-        self.c = V.check_scalar("c", self.c, lo=0.0, lo_open=True)
+        self.c = V.check_scalar("c", self.c, lo=0.0)  # 0: the scale augmentation's Tr^2 term (App. F.1)
         V.check_choice("quartic", self.quartic, QUARTIC_FORMS)
         self.lam = V.check_scalar("lam", self.lam, lo=0.0)
 
@@ -352,15 +356,69 @@ class Landscape:
                                     options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-12})
             if best is None or res.fun < best.fun:
                 best = res
-        p = best.x
-        W = p[:nW].reshape(d1, d0)
-        b = p[nW:] if bias else None
+        W, b = self._polish(best.x[:nW].reshape(d1, d0), best.x[nW:] if bias else None)
         v, gW, gb = self.value_and_grad_unchecked(W, b)
         gn = float(np.sqrt(np.sum(gW**2) + (0.0 if gb is None else np.sum(gb**2))))
         return W, b, v, gn
 
+    def _polish(self, W, b, max_newton=12):
+        """Newton steps from L-BFGS's point until the gradient stops shrinking.
 
-def effective_landscape(loss, A0, C, n=None, mean=None, kappa=None, d1=None):
+        L-BFGS stops with the parameters known to about ``sqrt(ftol)``; the spectrum it
+        returns then depends on round-off of the path (it differed by 1e-6 relative between
+        two CPUs). Newton's method converges quadratically, so a few steps take the gradient
+        to round-off and the minimum to machine precision. The Hessian is singular along
+        the rotations ``W -> O W`` (and along collapsed directions when their curvature
+        vanishes), so the step is restricted (:func:`_newton_step`). A step is kept only if
+        it lowers the gradient norm (halved up to 20 times until it does); the loop stops
+        when a full step no longer halves it (round-off). Skipped above
+        ``POLISH_MAX_SIZE`` parameters (the dense Hessian would cost more than the
+        minimisation).
+        """
+        d1, d0 = W.shape
+        nW = d1 * d0
+        if nW + (0 if b is None else d1) > POLISH_MAX_SIZE:
+            return W, b
+
+        def gnorm(W_, b_):
+            _, gW_, gb_ = self.value_and_grad_unchecked(W_, b_)
+            g_ = gW_.ravel() if b_ is None else np.concatenate([gW_.ravel(), gb_])
+            return float(np.linalg.norm(g_)), g_
+
+        gn, g = gnorm(W, b)
+        for _ in range(max_newton):
+            step = _newton_step(self.hessian(W, b), g)
+            for halvings in range(20):  # backtrack: far from the minimum the full step can overshoot
+                W_new = W + step[:nW].reshape(d1, d0)
+                b_new = None if b is None else b + step[nW:]
+                gn_new, g_new = gnorm(W_new, b_new)
+                if gn_new < gn:
+                    break
+                step *= 0.5
+            else:
+                break
+            at_floor = halvings == 0 and gn_new > 0.5 * gn  # a full step that no longer halves |g|
+            W, b, gn, g = W_new, b_new, gn_new, g_new
+            if at_floor:
+                break
+        return W, b
+
+
+def _newton_step(H, g, rel=1e-10):
+    """Newton's step ``-H^+ g`` restricted to the eigen-directions of ``H`` with curvature
+    above ``rel x max |h|``.
+
+    A minimum's Hessian is positive there; the dropped directions are its (near-)null
+    space (rotations ``W -> O W``, flat collapsed directions), along which the gradient has
+    no component beyond round-off. (A Cholesky solve of ``H + mu I`` is cheaper but stalls
+    at a gradient ~100x larger on ill-conditioned landscapes.)
+    """
+    h, U = np.linalg.eigh(H)
+    keep = h > rel * max(float(np.max(np.abs(h))), 1e-300)
+    return -(U[:, keep] @ ((U[:, keep].T @ g) / h[keep]))
+
+
+def effective_landscape(loss, A0, C, n=None, mean=None, kappa=None, d1=None, scale=False):
     """The effective landscape of an exact loss, with the constants derived in docs/errata.md.
 
     Parameters
@@ -373,6 +431,15 @@ def effective_landscape(loss, A0, C, n=None, mean=None, kappa=None, d1=None):
         kappa -> infinity limit of Theorem 2); otherwise default 0.
     d1 : int, optional
         Output dimension (needed only by :func:`effective_B` for VICReg).
+    scale : bool
+        The views are ``s x_hat``, ``s ~ Exp(mean b)`` (App. F.1) and ``A0 = C = b^2 A_hat``
+        are the model's second moments (:class:`minissl.data.ScaleAugmentation`): ``B`` is
+        unchanged (it sees second moments only); the InfoNCE family's quartic becomes
+        ``2 beta Tr[(W S W^T)^2] + (5 beta / 8) Tr[W S W^T]^2`` with ``S = A0 + C``, i.e.
+        Eq. (10) with ``kappa = 5 beta / 8`` and ``c = 0`` as App. F.1 says, with
+        derived constants (docs/errata.md E10). Derived for zero-mean clean data (a data
+        mean adds odd-moment terms not modelled); not with ``loss.normalize`` (the two
+        penalties are not derived together) nor with ``kappa``.
 
     Returns
     -------
@@ -390,13 +457,22 @@ def effective_landscape(loss, A0, C, n=None, mean=None, kappa=None, d1=None):
     A0 = V.check_covariance("A0", A0)
     C = V.check_covariance("C", C, dim=A0.shape[0])
     kappa = V.check_scalar("kappa", kappa, lo=0.0, allow_none=True)
+    scale_kappa = kappa  # as given (None or a number), for the scale augmentation's check
     if kappa is None:
         kappa = 100.0 if loss.normalize else 0.0
     B = effective_B(loss.unnormalized(), A0, C, n=n, mean=mean, d1=d1)
-    return Landscape(B=B, kappa=kappa, c=loss.c, **loss.spec.quartic(loss.core_kwargs, A0, C, mean))
+    scale = V.check_bool("scale", scale)
+    quartic = loss.spec.quartic(loss.core_kwargs, A0, C, mean, scale=scale)
+    if "kappa" in quartic:  # the scale augmentation's Tr^2 term has the form of Eq. (10) with c = 0
+        if loss.normalize or scale_kappa:
+            raise ValueError(f"scale augmentation with normalize == {loss.normalize!r}, kappa == {scale_kappa!r}: its "
+                             "Tr[W S W^T]^2 term and the normalization penalty are not derived together; use "
+                             "normalize=False and no kappa.")
+        return Landscape(B=B, **quartic)
+    return Landscape(B=B, kappa=kappa, c=loss.c, **quartic)
 
 
-def predict(loss, A0, C, n=None, mean=None, d1=None, bias=False, kappa=None, seed=0):
+def predict(loss, A0, C, n=None, mean=None, d1=None, bias=False, kappa=None, seed=0, scale=False):
     """The effective landscape's prediction for the spectrum of ``W^T W`` at its global minimum.
 
     Uses the closed form of Theorem 1 (with this loss's ``k``) when it applies (trace
@@ -410,13 +486,13 @@ def predict(loss, A0, C, n=None, mean=None, d1=None, bias=False, kappa=None, see
     check_loss_object(loss)
     A0 = V.check_covariance("A0", A0)
     d1 = V.check_int("d1", A0.shape[0] if d1 is None else d1, lo=1)
-    land = effective_landscape(loss, A0, C, n=n, mean=mean, kappa=kappa, d1=d1)
+    land = effective_landscape(loss, A0, C, n=n, mean=mean, kappa=kappa, d1=d1, scale=scale)
     if land.quartic == QUARTIC_TRACE and land.kappa == 0.0:
         ev = land.stationary_spectrum(d1)
         method = f"closed form (Theorem 1 with k = {land.k:g})"
     else:
         W, b, _, _ = land.minimize(d1, bias=bias, seed=seed)
-        ev = np.clip(np.linalg.eigvalsh(W.T @ W)[::-1], 0.0, None)
+        ev = spectrum(W)
         method = "L-BFGS on the effective landscape" + (f" (kappa = {land.kappa:g})" if land.kappa else "")
     return {"eigenvalues": ev, "method": method, "landscape": land}
 
@@ -570,6 +646,6 @@ def descend_batch(B, S, k=1.0, d1=None, Sigma=None, kappa=0.0, c=1.0, seed=0, in
     gnorms = np.zeros(K)
     _descend_batch(Ws, np.ascontiguousarray(B), np.ascontiguousarray(S), ks, np.ascontiguousarray(Sig),
                    kappa, c, tol, max_iter, iters, gnorms)
-    ev = np.clip(np.linalg.eigvalsh(np.swapaxes(Ws, 1, 2) @ Ws)[:, ::-1], 0.0, None)
+    ev = np.stack([spectrum(W) for W in Ws]) if K else np.zeros((0, d0))
     return {"W": Ws, "eigenvalues": ev, "grad_norm": gnorms, "iterations": iters,
             "converged": gnorms <= tol}

@@ -165,6 +165,21 @@ def test_spectrum_of_W(rng, d1, d0):
     assert np.all(ev >= 0)
 
 
+def test_spectrum_resolves_collapsed_directions():
+    """W = U diag(s) V^T with s spanning 1 .. 1e-12: the eigenvalues s^2 down to 1e-24 come out
+    to 1e-3 relative (squared singular values; the limit is the round-off of W's own entries,
+    eps / 1e-12 ~ 1e-4 of the smallest); diagonalising W^T W returns round-off of size
+    eps * s_1^2 ~ 1e-16 for every one below that."""
+    rng = np.random.default_rng(3)
+    U = np.linalg.qr(rng.standard_normal((4, 4)))[0]
+    Vt = np.linalg.qr(rng.standard_normal((4, 4)))[0]
+    s = np.array([1.0, 1e-4, 1e-8, 1e-12])
+    W = (U * s) @ Vt
+    np.testing.assert_allclose(M.spectrum(W), s**2, rtol=1e-3)
+    naive = np.abs(np.sort(np.linalg.eigvalsh(W.T @ W))[::-1])
+    assert abs(naive[-1] - 1e-24) > 1e-20  # the product loses it
+
+
 # ------------------------------------------------------------ embedding covariance
 
 

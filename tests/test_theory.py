@@ -680,3 +680,23 @@ def test_normalized_thresholds_match_a_dense_scan(C_unit):
     assert len(thr) == len(dense), (thr, dense)
     for t, (lo, hi, rb, ra) in zip(thr, dense):
         assert lo <= t["sigma"] <= hi and (t["rank_below"], t["rank_above"]) == (rb, ra)
+
+
+def test_minimize_polishes_to_round_off(monkeypatch):
+    """L-BFGS alone stops with |grad| ~ 1e-5 on a normalized landscape (its spectrum then
+    depends on round-off of the path: 1e-6 relative between two CPUs); the Newton polish takes
+    |grad| to round-off, and the spectrum moves by about what L-BFGS left."""
+    import minissl.landscape as L
+
+    rng = np.random.default_rng(3)
+    d = 12
+    Mx = rng.standard_normal((d, d))
+    A0 = Mx @ Mx.T / d + 0.1 * np.eye(d)
+    land = L.Landscape(B=A0 - 0.25 * np.eye(d), S=A0 + 0.5 * np.eye(d), k=0.375, Sigma=A0 + 0.5 * np.eye(d),
+                       kappa=100.0, c=1.0)
+    W, _, _, gn = land.minimize(d, seed=0)
+    monkeypatch.setattr(L, "POLISH_MAX_SIZE", 0)
+    W0, _, _, gn0 = land.minimize(d, seed=0)
+    assert gn < 1e-12 < 1e-7 < gn0, (gn, gn0)
+    ev, ev0 = np.linalg.svd(W, compute_uv=False) ** 2, np.linalg.svd(W0, compute_uv=False) ** 2
+    assert np.max(np.abs(ev - ev0)) < 1e-4 * ev[0]

@@ -19,6 +19,18 @@ from .output import compile_notice, emit_track, write_json
 _LOSS_PARAMS = option_params()
 
 
+# learned eigenvalues below this fraction of the largest are printed as a bound: their digits
+# are accumulated round-off of the training steps and differ between CPUs
+ROUNDOFF_DISPLAY = 1e-12
+
+
+def _eigenvalue_text(lv, top):
+    """A learned eigenvalue as printed: 5 digits, or ``< bound`` at round-off level."""
+    if 0.0 < lv < ROUNDOFF_DISPLAY * top:
+        return f"< {ROUNDOFF_DISPLAY * top:.2g}"
+    return f"{lv:.5g}"
+
+
 def _percent(x, sign=True):
     """A relative error as a percentage: ``+4.2%``, or ``+2.84e+04%`` when it is large."""
     if abs(x) < 10:
@@ -89,7 +101,8 @@ def _percent(x, sign=True):
                    "loop with float32 products and float64 softmax, sums and optimizer moments; SCL, Barlow "
                    "Twins and VICReg keep float64 steps (Python loop).")
 @click.option("--rank-tol", type=float, default=RANK_RTOL, show_default=True, callback=O.real(lo=0.0),
-              help="Relative tolerance of the numerical rank (eigenvalues > tol * largest).")
+              help="Relative tolerance of the numerical rank: eigenvalues > tol * max(predicted top, 1e-6), or "
+                   "tol * largest where there is no prediction.")
 @click.option("--track", is_flag=True, default=False,
               help="Record collapse diagnostics during training (spectrum of the embedding covariance, "
                    "rank, stable/entropy rank, log eigenvalue ratio, explained variance, alignment, "
@@ -273,13 +286,15 @@ def format_report(r):
     lines.append("")
     pred = r["predicted_eigenvalues"]
     lines.append("  i   learned eig(W^T W)   predicted     error")
+    top = max(r["learned_eigenvalues"], default=0.0)
     for i, lv in enumerate(r["learned_eigenvalues"]):
+        shown = _eigenvalue_text(lv, top)
         if pred is None:
-            lines.append(f"  {i + 1:<3} {lv:<20.5g} {'n/a':<13}")
+            lines.append(f"  {i + 1:<3} {shown:<20} {'n/a':<13}")
             continue
         pv = pred[i]
         err = np.copysign(r["eigenvalue_errors"][i], lv - pv)
-        lines.append(f"  {i + 1:<3} {lv:<20.5g} {pv:<13.5g} {_percent(err)}")
+        lines.append(f"  {i + 1:<3} {shown:<20} {pv:<13.5g} {_percent(err)}")
     if pred is not None:
         lines.append(f"(error: (learned - predicted) / max(predicted, {r['agreement_floor']:.3g}), the floor being "
                      f"{r['rank_tol']:g} x max(predicted top eigenvalue, {COLLAPSE_SCALE:g}); largest "
@@ -292,7 +307,8 @@ def format_report(r):
                      f"{r['learned_scale_factor']:.4g} so that E|Wx+b|^2 = c)")
     pr = "n/a" if r["predicted_rank"] is None else r["predicted_rank"]
     psr = "n/a" if r["predicted_stable_rank"] is None else f"{r['predicted_stable_rank']:.3f}"
-    lines.append(f"rank (eigenvalues > {r['rank_tol']:g} x largest): learned {r['learned_rank']}, predicted {pr}")
+    scale_text = "largest" if r["predicted_rank"] is None else f"max(predicted top, {COLLAPSE_SCALE:g})"
+    lines.append(f"rank (eigenvalues > {r['rank_tol']:g} x {scale_text}): learned {r['learned_rank']}, predicted {pr}")
     lines.append(f"stable rank: learned {r['learned_stable_rank']:.3f}, predicted {psr}")
     u = r["expansion_u"]
     if r["learned_scale_factor"] is not None:

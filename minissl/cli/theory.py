@@ -118,20 +118,26 @@ def _evaluate(fn):
 @theory_cmd.command("point", short_help="One setting: global minimum, collapsed directions, thresholds.")
 @_loss_options
 @O.variances_option(help="Clean-data variances [default: 0.5,1,2,3,4].")
-@click.option("--augmentation", type=click.Choice(["isotropic", "structured"]), default="isotropic",
-              show_default=True)
+@click.option("--augmentation", type=click.Choice(["isotropic", "structured", "scale"]), default="isotropic",
+              show_default=True, help="scale: x = s x_hat, s ~ Exp(mean --scale-b) (App. F.1).")
 @O.sigma_option(1.8)
 @click.option("--theta", type=float, default=0.5, show_default=True, callback=O.real(lo=0.0, hi=1.0),
               help="Structured augmentation orientation in [0, 1].")
+@click.option("--scale-b", type=float, default=1.0, show_default=True, callback=O.real(lo=0.0, lo_open=True),
+              help="Mean of the scale factor s for --augmentation scale.")
 @click.option("--bias/--no-bias", default=False, show_default=True, help="With a bias (Theorem 3; needs --normalize).")
 def point_cmd(**kw):
     """One setting: stationary points, global minimum, collapsed directions, thresholds."""
     ctx = click.get_current_context()
-    if kw["augmentation"] == "isotropic":
-        for key in ("theta", "content_dims"):
-            if O.given(ctx, key):
-                opt = "--" + key.replace("_", "-")
-                raise click.BadParameter(f"{opt} has no effect with --augmentation isotropic.", param_hint=f"'{opt}'")
+    unused = {"isotropic": ("theta", "content_dims", "scale_b"), "structured": ("scale_b",),
+              "scale": ("sigma", "theta", "content_dims", "normalize", "kappa", "bias")}[kw["augmentation"]]
+    for key in unused:
+        if O.given(ctx, key):
+            opt = "--" + key.replace("_", "-")
+            why = (" (the scale augmentation's landscape is derived without normalization)"
+                   if key in ("normalize", "kappa", "bias") else "")
+            raise click.BadParameter(f"{opt} has no effect with --augmentation {kw['augmentation']}{why}.",
+                                     param_hint=f"'{opt}'")
     if kw["bias"] and not kw["normalize"]:
         raise click.BadParameter("--bias changes nothing without --normalize (translation invariance); "
                                  "add --normalize.", param_hint="'--bias'")
@@ -174,20 +180,25 @@ def phase_cmd(**kw):
         write_json(json_path, payload)
 
 
-def _point(loss, variances, d1, augmentation, sigma, theta, content_dims, n, kappa, bias):
-    from ..data import StructuredNoise
+def _point(loss, variances, d1, augmentation, sigma, theta, content_dims, n, kappa, bias, scale_b):
+    from ..data import ScaleAugmentation, StructuredNoise
     from ..theory import analyze
 
     a = np.array([0.5, 1.0, 2.0, 3.0, 4.0]) if variances is None else variances
     d0 = a.size
     A0 = np.diag(a)
-    if augmentation == "isotropic":
-        C_unit = np.eye(d0)
-        aug = f"isotropic sigma={sigma:g}"
+    if augmentation == "scale":
+        aug_ = ScaleAugmentation(scale_b)
+        r = analyze(loss, aug_.clean_moment(A0), aug_.covariance(A0), n=n, d1=d1, scale=True)
+        aug = f"scale s ~ Exp(mean b={scale_b:g}) (App. F.1; model: A0 = C = b^2 A_hat)"
     else:
-        C_unit = StructuredNoise(1.0, theta, d0, content_dims).C
-        aug = f"structured sigma={sigma:g} theta={theta:g}"
-    r = analyze(loss, A0, sigma**2 * C_unit, C_unit=C_unit, n=n, d1=d1, kappa=kappa, bias=bias)
+        if augmentation == "isotropic":
+            C_unit = np.eye(d0)
+            aug = f"isotropic sigma={sigma:g}"
+        else:
+            C_unit = StructuredNoise(1.0, theta, d0, content_dims).C
+            aug = f"structured sigma={sigma:g} theta={theta:g}"
+        r = analyze(loss, A0, sigma**2 * C_unit, C_unit=C_unit, n=n, d1=d1, kappa=kappa, bias=bias)
     lines = [f"minissl theory: {_title(loss)}, {aug}"]
     lines.append(f"data: d0={d0} -> d1={r['d1']}, variances {_fmt_list(a, 'g')} "
                  + (f"(N={n})" if n else "(N -> infinity)"))
@@ -195,7 +206,11 @@ def _point(loss, variances, d1, augmentation, sigma, theta, content_dims, n, kap
     lines.append("B (derived; Hessian at W=0 is -2B): " + _fmt_list(r["B_eigenvalues"])
                  + ("" if pb is None else "   [paper: " + _fmt_list(pb) + "]"))
     lines.append(f"quartic coefficient k = {r['k']:g} (paper: 1)")
-    if r["normalized_limit"] or r["kappa"]:
+    if r["scale_augmentation"] and r["kappa"]:
+        lines.append(f"scale augmentation: quartic k Tr[(W S W^T)^2] + {r['kappa']:g} Tr[W S W^T]^2, S = 2 b^2 A_hat: "
+                     "Eq. (10) with c = 0 (derived, docs/errata.md E10; Props. 3-4 give the minima; paper Eq. 61: "
+                     "24 b^2 Tr[W A0 W^T]^2 + 56 b^4 Tr[(W A0 W^T)^2])")
+    elif r["normalized_limit"] or r["kappa"]:
         how = "kappa -> inf (Theorem 2)" if r["normalized_limit"] else f"kappa = {r['kappa']:g} (Props. 3-4)"
         lines.append(f"normalization: penalty of Eq. (10), {how}, c = {loss.c:g}"
                      + (", with bias (Theorem 3)" if bias else ""))

@@ -114,9 +114,18 @@ def fig5_weighted(cfg, out, seeds, engine, protocol, progress):
                      "learned_rank": int(round(np.mean([r["rank"] for r in rs]))), "data_rank": min(n - 1, dim),
                      "predicted_rank": int(round(np.mean([r["predicted_rank"] for r in rs]))),
                      **agreement(ev, pr), "u": float(np.mean([r["u"] for r in rs])),
+                     "learned_max": float(ev[0]), "predicted_max": float(pr[0]),
+                     "smallest_error": _signed_error(ev[-1], pr[-1]), "largest_error": _signed_error(ev[0], pr[0]),
                      "converged": all(r["converged"] for r in rs)})
     write_csv(out / "data.csv", rows)
     a = float(np.mean(base["variances"]))
+    # every direction has data variance (the derived smallest eigenvalue is positive)
+    full_rank = [r for r in rows if r["data_rank"] == dim and r["smallest_error"] is not None]
+    small_ok = [r["n"] for r in full_rank if abs(r["smallest_error"]) <= SMALLEST_TOLERANCE]
+    small_bad = [r["n"] for r in full_rank if not abs(r["smallest_error"]) <= SMALLEST_TOLERANCE]
+    jump_learned = _largest_rise(ns, [r["learned_min1"] for r in rows])
+    jump_derived = _largest_rise(ns, [r["predicted_min1"] for r in rows])
+    top = [r["largest_error"] for r in full_rank]
     n_main = critical_n_weighted(alpha, a, sigma**2, "main")
     n_app = critical_n_weighted(alpha, a, sigma**2, "appendix")
     rank_agree = sum(r["learned_rank"] == r["predicted_rank"] for r in rows)
@@ -130,6 +139,9 @@ def fig5_weighted(cfg, out, seeds, engine, protocol, progress):
               "max_eig_error": max(r["eig_error"] for r in rows),
               "paper_predicts_complete_collapse_at_n": paper_says,
               "learned_rank_at_those_n": [r["learned_rank"] for r in rows if r["n"] in paper_says],
+              "n_smallest_within_20pct_of_derived": small_ok, "n_smallest_outside_20pct_of_derived": small_bad,
+              "smallest_rise_learned": jump_learned, "smallest_rise_derived": jump_derived,
+              "largest_error_range_full_rank": [min(top), max(top)] if top else None,
               "all_converged": all(r["converged"] for r in rows), "points": rows}
     md = [f"# Fig. 5 (middle): weighted InfoNCE, alpha = {alpha:g}, sigma = {sigma:g}, protocol `{protocol}`", "",
           f"* Paper, main text (Eq. 8): collapse for N <= {n_main['n_crit']:.4g}; Appendix A (Eq. 17): collapse for "
@@ -140,7 +152,17 @@ def fig5_weighted(cfg, out, seeds, engine, protocol, progress):
           f"{report['max_eig_error']:.1%}; converged at {sum(r['converged'] for r in rows)}/{len(rows)} sizes.",
           f"* Every eigenvalue within 10% of its derived prediction at N = {close or 'none'}."
           + (f" Learned rank above the data rank at N = {above}: directions without data variance are pulled to "
-             "0 only by the quartic term and decay slowly." if above else ""), "",
+             "0 only by the quartic term and decay slowly." if above else ""),
+          *([f"* Where the data span every direction (N > d0 = {dim}, N = {[r['n'] for r in full_rank]}): the smallest "
+             f"eigenvalue is within {SMALLEST_TOLERANCE:.0%} of its derived value at N = {small_ok or 'none'}"
+             + (f", outside at N = {small_bad}" if small_bad else "") + " ("
+             + ", ".join(f"{r['smallest_error']:+.1%}" for r in full_rank) + "); the largest eigenvalue is "
+             f"{min(top):+.1%} to {max(top):+.1%} off the quartic theory (the expansion's error, of relative size "
+             f"~u)."] if full_rank else []),
+          "* The smallest eigenvalue rises most (by factor) between N = {} and {} in the runs ({:.2g} -> {:.2g}) and "
+          "between N = {} and {} in the derived theory ({:.2g} -> {:.2g}).".format(
+              *jump_learned["between"], *jump_learned["values"], *jump_derived["between"], *jump_derived["values"]),
+          "",
           "| N | learned 3 smallest | derived | learned rank | data rank | u | max eigenvalue error (worst) | "
           "converged |",
           "|---|---|---|---|---|---|---|---|"]
@@ -160,6 +182,23 @@ def fig5_weighted(cfg, out, seeds, engine, protocol, progress):
         return f
 
     return report, "\n".join(md), draw
+
+
+# issue 14's criterion for Fig. 5 (middle): the smallest eigenvalue against its derived value
+SMALLEST_TOLERANCE = 0.20
+
+
+def _signed_error(learned, predicted):
+    """``(learned - predicted) / predicted``, or None where the prediction is 0."""
+    return float((learned - predicted) / predicted) if predicted > 0 else None
+
+
+def _largest_rise(ns, values):
+    """The consecutive pair of ``ns`` over which ``values`` grows by the largest factor (values
+    below 1e-12, the figure's floor, count as 1e-12) and the two values."""
+    v = np.maximum(np.asarray(values, dtype=np.float64), 1e-12)
+    i = int(np.argmax(v[1:] / v[:-1]))
+    return {"between": [int(ns[i]), int(ns[i + 1])], "values": [float(values[i]), float(values[i + 1])]}
 
 
 def fig5_beta(cfg, out, seeds, engine, protocol, progress):

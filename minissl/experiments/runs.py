@@ -47,8 +47,12 @@ class RunCache:
         ``max_steps``) and twice the noise replicates per step (up to ``max_replicates``; the
         gradient's variance halves, its expectation is unchanged) until it passes or neither
         can grow; the record says whether it converged in the end. Gradient noise is what
-        keeps weakly driven directions from their stationary value (it acts like an extra
-        pull towards 0); slow directions need more steps. None: no retries of that kind.
+        keeps weakly driven directions from their stationary value: the fluctuation of W it
+        causes (under Adam about ``lr`` per step per coordinate, whatever the gradient's size)
+        acts through the quartic term like an extra pull towards 0. More replicates shrink the
+        noise, more steps let slow directions relax; neither replaces a small enough ``lr``
+        (Fig. 5 middle needs 1e-4, data/experiments/fig5-weighted.toml). None: no retries of
+        that kind.
     progress : bool
         Print one line per finished run to stderr.
     batch : int

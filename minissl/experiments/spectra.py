@@ -24,7 +24,8 @@ def spectrum_record(res, spec, rank_tol=RANK_RTOL):
         ev = ev * loss.c / rho
     d1 = res.W.shape[0]
     try:
-        r = analyze(loss, res.A0_model, res.C, n=res.dataset.n, mean=res.mean_model, d1=d1, classify=False)
+        r = analyze(loss, res.A0_model, res.C, n=res.dataset.n, mean=res.mean_model, d1=d1, classify=False,
+                    scale=res.scale_augmentation)
         pred, paper = r["eigenvalues"], r["paper_eigenvalues"]
     except ValueError:
         pred, paper = None, None

@@ -103,9 +103,15 @@ class LossSpec:
         ``effective_B(kw, A0, C, n, mean, d1)`` and ``paper_B(kw, A0, C, n)`` before weight
         decay; None where no such constant exists (the reason is ``no_B``).
     quartic : callable or None
-        ``quartic(kw, A0, C, mean) -> dict`` of :class:`minissl.Landscape` fields besides
-        ``B`` (``S``, ``k``, ``Sigma``, ``quartic``, ``lam``); None: no fourth-order
-        landscape (the reason is ``no_landscape``).
+        ``quartic(kw, A0, C, mean, scale) -> dict`` of :class:`minissl.Landscape` fields
+        besides ``B`` (``S``, ``k``, ``Sigma``, ``quartic``, ``lam``; with ``scale`` also
+        ``kappa`` and ``c``); None: no
+        fourth-order landscape (the reason is ``no_landscape``). ``scale``: the views are
+        ``s x_hat`` with ``s ~ Exp(mean b)`` (App. F.1; ``A0 = b^2 A_hat``, ``C = b^2 A_hat``)
+        instead of Gaussian noise. Only the InfoNCE family's form changes: its quartic is
+        a conditional variance over negatives, which sees the fourth moments of ``s``;
+        SCL's ``E[(z_i . z_j)^2]`` (``i != j``, independent views) and the raw Barlow
+        cross-correlation's expectation involve second moments only, the same for both.
     translation_invariant : callable
         ``translation_invariant(kw) -> bool``: the loss ignores a common shift of outputs.
     control_variate : bool
@@ -198,9 +204,22 @@ def _infonce_B(kw, A0, C, n, mean, d1):
     return beta * factor * _centered(A0, mean) - (1.0 - beta) * C
 
 
-def _infonce_quartic(kw, A0, C, mean):
+def _infonce_quartic(kw, A0, C, mean, scale=False):
+    """Gaussian noise: ``k = 3 beta / 4``, ``S = A0c + C`` (docs/errata.md E1).
+
+    Scale augmentation (App. F.1, zero-mean clean data): ``S = Sigma = A0 + C = 2 b^2 A_hat``,
+    quartic ``2 beta Tr[(W S W^T)^2] + (5 beta / 8) Tr[W S W^T]^2``: the anchor-conditional variance of
+    ``u = |W(s_a x_hat - s chi_hat)|^2`` has ``E s^2 = 2 b^2``, ``E s^3 = 6 b^3``,
+    ``E s^4 = 24 b^4`` and gives ``E_a Var(u | a) = b^4 (64 Tr[(M A)^2] + 20 Tr[M A]^2)``,
+    ``M = W^T W`` (docs/errata.md E10, measured in tests/test_coefficients.py). The squared
+    trace is returned as Eq. (10)'s penalty with ``c = 0``: ``kappa = 5 beta / 8``.
+    """
+    beta = kw["beta"]
+    if scale:
+        S = A0 + C
+        return {"S": S, "k": 2.0 * beta, "Sigma": S, "kappa": 0.625 * beta, "c": 0.0}
     Ac = _centered(A0, mean)
-    return {"S": Ac + C, "k": 0.75 * kw["beta"], "Sigma": Ac + C}
+    return {"S": Ac + C, "k": 0.75 * beta, "Sigma": Ac + C}
 
 
 def _infonce_kernel(kw, W, x1, x2, b, normalize, c, norm_eps, weight_decay, workspace):
@@ -274,7 +293,7 @@ _SCL = LossSpec(
     # the positive-pair term gives 2 (A0 + C), the repulsion -2 C (docs/errata.md E4)
     effective_B=lambda kw, A0, C, n, mean, d1: 2.0 * A0,
     paper_B=lambda kw, A0, C, n: 2.0 * C,
-    quartic=lambda kw, A0, C, mean: {"S": A0 + C, "k": 1.0, "Sigma": A0 + C},
+    quartic=lambda kw, A0, C, mean, scale=False: {"S": A0 + C, "k": 1.0, "Sigma": A0 + C},
     trace_theory=True,
     table1={"loss": "spectral contrastive (Eq. 14)", "hessian": "2 A0", "paper_hessian": "C (Table 1), 2 C (Eq. 15)",
         "dim": False, "complete": False, "paper_dim": False, "paper_complete": False,
@@ -309,7 +328,8 @@ _BARLOW = LossSpec(
     kernel_params=lambda kw: (kw["lam"], 1.0 if kw["standardize"] else 0.0, kw["eps"]),
     effective_B=_barlow_B, paper_B=lambda kw, A0, C, n: A0 + C,
     # raw cross-correlation only (effective_B rejects the standardised one)
-    quartic=lambda kw, A0, C, mean: {"S": A0, "Sigma": A0 + C, "quartic": QUARTIC_BARLOW, "lam": kw["lam"]},
+    quartic=lambda kw, A0, C, mean, scale=False: {"S": A0, "Sigma": A0 + C, "quartic": QUARTIC_BARLOW,
+                                                  "lam": kw["lam"]},
     translation_invariant=lambda kw: bool(kw["standardize"]),
     table1={"loss": "Barlow Twins (raw cross-correlation)", "hessian": "2 A0", "paper_hessian": "A0 + C",
         "dim": False, "complete": False, "paper_dim": False, "paper_complete": False,

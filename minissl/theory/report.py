@@ -13,7 +13,7 @@ __all__ = ["analyze"]
 
 
 def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bias=False, classify=True,
-            max_masks=4096):
+            max_masks=4096, scale=False):
     """Stationary points, global minimum, collapsed directions and thresholds of one setting.
 
     Parameters
@@ -42,6 +42,11 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
         Enumerate all stationary points only when Theorem 1 has at most this many masks
         (``2^d0`` for ``d1 >= d0``); otherwise only the global minimum is computed (in O(d0))
         and ``stationary_points``/``minima`` are None.
+    scale : bool
+        The scale augmentation of App. F.1 (``A0 = C = b^2 A_hat``): the InfoNCE family's
+        landscape has Eq. (10)'s form with ``kappa = 5 beta / 8``, ``c = 0`` (docs/errata.md
+        E10), so Propositions 3-4 give its stationary points. No thresholds in sigma (there
+        is no sigma), no paper constants; not with normalization or ``kappa``.
 
     Returns
     -------
@@ -56,12 +61,18 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
     d0 = A0.shape[0]
     C = V.check_covariance("C", C, dim=d0)
     d1 = V.check_int("d1", d0 if d1 is None else d1, lo=1)
+    scale = V.check_bool("scale", scale)
+    if scale and (loss.normalize or kappa is not None):
+        raise ValueError(f"scale=True with normalize == {loss.normalize!r}, kappa == {kappa!r}: the scale "
+                         "augmentation's landscape is derived without normalization; use normalize=False, no kappa.")
     kappa = V.check_scalar("kappa", np.inf if (kappa is None and loss.normalize) else (kappa or 0.0),
                            lo=0.0, allow_inf=True)
     if C_unit is None:
         tr = float(np.trace(C)) / d0
         C_unit = C / tr if tr > 0 else np.eye(d0)
-    land = landscape_for(loss, A0, C, n=n, mean=mean, d1=d1)
+    land = landscape_for(loss, A0, C, n=n, mean=mean, d1=d1, scale=scale)
+    if scale:
+        kappa = land.kappa
     enumerate_all = count_masks(d0, d1) <= max_masks
     pts = stationary_points(land, d1, kappa=kappa, bias=bias, classify_points=classify) if enumerate_all else None
     best = global_minimum(land, d1, kappa=kappa, bias=bias)
@@ -77,7 +88,7 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
                           "data_variance": float(u @ A0 @ u), "whitened_B_eigenvalue": float(wh.lam[i])})
     B_ev = np.linalg.eigvalsh(land.B)[::-1]
     try:
-        paper = landscape_for(loss, A0, C, n=n, d1=d1, constants="paper")  # the paper has no centring
+        paper = landscape_for(loss, A0, C, n=n, d1=d1, constants="paper", scale=scale)  # no centring
         paper_ev = np.linalg.eigvalsh(paper.B)[::-1].tolist()
         paper_min = global_minimum(paper, d1, kappa=kappa, bias=bias)
         paper_spec = paper_min.eigenvalues.tolist()
@@ -85,6 +96,8 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
         paper_ev, paper_spec = None, None
 
     def thr(constants):
+        if scale:
+            return None
         try:
             out = collapse_thresholds(loss, A0, C_unit, n=n, mean=mean, d1=d1, constants=constants, kappa=kappa,
                                       bias=bias)
@@ -101,7 +114,7 @@ def analyze(loss, A0, C, C_unit=None, n=None, mean=None, d1=None, kappa=None, bi
     result = {
         "loss": loss.name, "params": dict(loss.params), "normalize": loss.normalize,
         "kappa": None if np.isinf(kappa) else kappa, "normalized_limit": bool(np.isinf(kappa)),
-        "bias": bias, "n": n, "d0": d0, "d1": d1, "d_star": min(d0, d1),
+        "bias": bias, "scale_augmentation": scale, "n": n, "d0": d0, "d1": d1, "d_star": min(d0, d1),
         "k": land.k, "B_eigenvalues": B_ev.tolist(), "paper_B_eigenvalues": paper_ev,
         "m": int(np.sum(wh.lam > 0)), "eigenvalues": best.eigenvalues.tolist(), "rank": best.rank,
         "value": best.value, "rho": best.rho, "paper_eigenvalues": paper_spec,

@@ -27,27 +27,33 @@ PHASE_LABELS = ("no collapse", "style collapsed", "content collapsed", "content 
 _PHASE_CHARS = ".sc+#"
 
 
-def landscape_for(loss, A0, C, n=None, mean=None, d1=None, constants="derived"):
+def landscape_for(loss, A0, C, n=None, mean=None, d1=None, constants="derived", scale=False):
     """The "trace" landscape used by the closed forms, with derived or paper constants.
 
     ``constants="paper"`` uses the paper's printed ``B`` (:func:`minissl.paper_B`) with
     ``S = A0 + C`` and ``k = 1`` (Prop. 1 as printed); ``"derived"`` uses
     :func:`minissl.effective_landscape` of the unnormalized loss (normalization enters
-    through ``kappa`` in :func:`~minissl.theory.stationary_points`).
+    through ``kappa`` in :func:`~minissl.theory.stationary_points`). ``scale``: the scale
+    augmentation of App. F.1 (derived constants only); the InfoNCE family's landscape then
+    carries its own ``kappa`` and ``c = 0`` (Eq. 10's form), which the caller passes on.
     """
     check_loss_object(loss)
     V.check_choice("constants", constants, ("derived", "paper"))
     base = loss.unnormalized()
     if constants == "paper":
+        if scale:
+            raise ValueError("the paper prints no B for the scale augmentation (App. F.1 leaves it open).")
         A0c = np.asarray(A0, dtype=np.float64)
         B = paper_B(base, A0, C, n=n)
         return Landscape(B=B, S=A0c + np.asarray(C, dtype=np.float64), k=1.0, c=loss.c)
     from ..landscape import effective_landscape
 
-    land = effective_landscape(base, A0, C, n=n, mean=mean, d1=d1)
+    land = effective_landscape(base, A0, C, n=n, mean=mean, d1=d1, scale=scale)
     if land.quartic != QUARTIC_TRACE:
         raise ValueError(f"{loss.name}: its quartic term is not of the trace form; the closed forms "
                          "do not apply (use Landscape.minimize).")
+    if land.kappa:  # the scale augmentation's squared trace (App. F.1)
+        return land
     return Landscape(B=land.B, S=land.S, k=land.k, Sigma=land.Sigma, c=loss.c)
 
 

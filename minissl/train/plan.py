@@ -156,7 +156,7 @@ def _control_mean(cfg, data, C, augmentation):
 def _effective_gradient(P):
     cfg = P.config
     land = effective_landscape(cfg.loss, P.A0_model, P.C, n=P.data.n, mean=P.mean_model, kappa=cfg.kappa,
-                               d1=P.d1)
+                               d1=P.d1, scale=P.augmentation.name == "scale")
     dtype = cfg.dtype
 
     def grad_fn(W, b):

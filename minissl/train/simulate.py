@@ -100,6 +100,11 @@ class SimulationResult:
     track: dict | None = None
 
     @property
+    def scale_augmentation(self):
+        """Whether the views were ``s x_hat`` (App. F.1): the landscape then has its own form."""
+        return self.settings.get("augmentation") == "scale"
+
+    @property
     def Sigma(self):
         """``A0 + C`` with the clean second moment the loss sees (centred if translation invariant)."""
         A = self.A0_model

@@ -5,7 +5,7 @@
 For every ``<case>.json`` in both folders it flattens the records to numeric leaves (dict
 keys and list indices as a path) and prints, per case, how many leaves differ and the
 largest difference measured two ways: relative to the value itself (``|a - b| / max(|a|,
-|b|)``, what ``tests/test_golden.py`` bounds by 1e-12) and relative to the scale of the
+|b|)``, what ``tests/test_golden.py`` bounds by its RTOL) and relative to the scale of the
 value's group (the largest magnitude among the leaves with the same parent, e.g. the other
 eigenvalues of the same point). A difference that is large relative to a tiny value but at
 rounding level relative to its group is a rounding change, not a change of the result.
