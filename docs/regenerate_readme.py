@@ -6,10 +6,12 @@ marker line::
     <!-- output of: minissl simulate --loss infonce --seed 1 -->
     <!-- output of: minissl simulate --seed 1 | lines: ^  i |^  \\d|expansion -->
     <!-- output of: $ minissl theory --sigma 1.5 -->
+    <!-- output of: minissl imbalance --out OUT --quiet -->
 
 The command runs in a fresh process (``python -c "from minissl.cli import main; main()" ARGS``)
 and the block is replaced by its output; ``| lines: REGEX`` keeps only the lines that match
-``REGEX`` (Python ``re.search``), and a leading ``$`` also shows the command line in the block.
+``REGEX`` (Python ``re.search``), a leading ``$`` also shows the command line in the block, and
+an argument ``OUT`` is a fresh temporary output folder, printed back as ``OUT``.
 Wall-clock figures (``[0.5 s]``, ``compiled in 31.2 s``, ``loaded from cache in 0.2 s``) are
 the only parts that differ between machines and runs; ``--check`` ignores them.
 
@@ -30,6 +32,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,14 +76,20 @@ def blocks(text):
 
 
 def run(block):
-    """The block's body as the command prints it now (a list of lines)."""
-    args = shlex.split(block.cmd)[1:]
-    env = dict(os.environ, COLUMNS="100")
-    r = subprocess.run([sys.executable, "-c", "from minissl.cli import main; main()", *args], cwd=ROOT, env=env,
-                       capture_output=True, text=True)
+    """The block's body as the command prints it now (a list of lines).
+
+    An argument ``OUT`` stands for an output folder: the command gets a fresh temporary
+    folder there, and its path is printed back as ``OUT``.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, "out")
+        args = [folder if a == "OUT" else a for a in shlex.split(block.cmd)[1:]]
+        env = dict(os.environ, COLUMNS="100")
+        r = subprocess.run([sys.executable, "-c", "from minissl.cli import main; main()", *args], cwd=ROOT,
+                           env=env, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{block.cmd!r} exited with {r.returncode}:\n{r.stderr[-2000:]}")
-    out = [ln.rstrip() for ln in r.stdout.rstrip("\n").split("\n")]
+    out = [ln.rstrip().replace(folder, "OUT") for ln in r.stdout.rstrip("\n").split("\n")]
     if block.lines:
         pat = re.compile(block.lines)
         out = [ln for ln in out if pat.search(ln)]
