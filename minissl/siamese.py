@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _validation as V
+from ._progress import report
 from .data import Augmentation, Dataset, gaussian_data, make_augmentation
 from .metrics import principal_angles, spectrum, trajectory
 from .train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer
@@ -539,6 +540,7 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
         if Wt is not None:
             Wt *= ema
             Wt += (1.0 - ema) * W
+        report(t + 1, steps)
     seconds = time.perf_counter() - t0
     history = {k: np.asarray(v) for k, v in hist.items()}
     tx1, tx2 = augmentation.views(x, np.random.default_rng(track_ss), 1)

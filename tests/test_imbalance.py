@@ -8,6 +8,7 @@ assertions. Tolerances are stated per test. Closed forms (theory matrices), hand
 import json
 import math
 import shutil
+import sqlite3
 
 import numpy as np
 import pytest
@@ -501,10 +502,14 @@ def test_unconverged_runs_give_no_learned_verdict(report, out, tmp_path):
     undetermined, E4 is not confirmed, and the agreement line says there are no converged runs."""
     src = out / "imbalance" / "points"
     shutil.copytree(src, tmp_path / "imbalance" / "points")
-    for f in (tmp_path / "imbalance" / "points").rglob("*.json"):
-        rec = json.loads(f.read_text())
-        rec["converged"] = False
-        f.write_text(json.dumps(rec))
+    stores = list((tmp_path / "imbalance" / "points").rglob("sweep.sqlite"))
+    assert stores
+    for path in stores:
+        with sqlite3.connect(path) as db:
+            for key, result in db.execute("SELECT key, result FROM points").fetchall():
+                rec = json.loads(result)
+                rec["converged"] = False
+                db.execute("UPDATE points SET result = ? WHERE key = ?", (json.dumps(rec), key))
     res = CliRunner().invoke(imbalance_cmd, ["--out", str(tmp_path), "--quick", "--quiet"])
     assert res.exit_code == 0, res.output
     assert "converged training runs: 0/6" in res.output

@@ -79,12 +79,31 @@ def test_keys_depend_on_the_complete_settings():
                                                                   "list of numbers"),
     ({"command": "simulate", "fixed": {"steps": 3}, "grid": {"steps": [1]}}, "['steps'] in both [fixed] and [grid]"),
     ({"command": "simulate", "fixed": {"sigma": float("nan")}}, "[fixed] sigma = nan: must be a number"),
+    # the commands' cross-option rules (inside the command body, not click's parser) run per point
+    ({"command": "theory", "fixed": {"augmentation": "scale"}, "grid": {"sigma": [1.0, 2.0]}},
+     "point {'sigma': 1.0}: Invalid value for '--sigma': --sigma has no effect with --augmentation scale"),
+    ({"command": "simulate", "fixed": {"loss": "infonce"}, "grid": {"beta": [0.5]}},
+     "point {'beta': 0.5}: Invalid value for '--beta'"),
+    ({"command": "simulate", "grid": {"dim": [3], "variances": [[1.0, 2.0]]}},
+     "point {'dim': 3, 'variances': [1.0, 2.0]}: Invalid value for '--dim': --dim == 3 but --variances lists 2"),
 ])
 def test_bad_specs_are_refused_naming_file_key_and_value(data, fragment):
     with pytest.raises(ValueError) as info:
         parse_spec(data, source="sweep.toml")
     msg = str(info.value)
     assert msg.startswith("sweep.toml") and fragment in msg, msg
+
+
+def test_options_valid_only_together_pass_per_key_and_are_checked_per_point():
+    # --theta alone is refused with the default isotropic augmentation; with structured it is fine
+    spec = parse_spec({"command": "simulate", "fixed": {"augmentation": "structured"}, "grid": {"theta": [0.0, 1.0]}})
+    assert spec.size == 2
+    spec = parse_spec({"command": "simulate", "grid": {"augmentation": ["isotropic", "structured"],
+                                                       "sigma": [1.0]}})
+    assert spec.size == 2
+    with pytest.raises(ValueError, match=r"point \{'augmentation': 'isotropic', 'theta': 0.5\}: .*--theta has no "
+                                         r"effect here; it applies with --augmentation structured"):
+        parse_spec({"command": "simulate", "grid": {"augmentation": ["isotropic", "structured"], "theta": [0.5]}})
 
 
 def test_unreadable_and_invalid_toml_files(tmp_path):

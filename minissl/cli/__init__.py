@@ -14,6 +14,7 @@ from .imbalance import imbalance_cmd
 from .nonlinear import nonlinear_cmd
 from .reproduce import reproduce_cmd
 from .simulate import simulate_cmd
+from .sweep import sweep_cmd
 from .theory import theory_cmd
 
 __all__ = ["main"]
@@ -35,7 +36,7 @@ def main():
     """
 
 
-for _cmd in (simulate_cmd, theory_cmd, reproduce_cmd, nonlinear_cmd, imbalance_cmd):
+for _cmd in (simulate_cmd, theory_cmd, sweep_cmd, reproduce_cmd, nonlinear_cmd, imbalance_cmd):
     main.add_command(_cmd)
 
 if __name__ == "__main__":  # pragma: no cover

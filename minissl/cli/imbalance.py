@@ -67,7 +67,8 @@ def _losses(name, text):
 @O.n_option(None, help="Training-set size [default: 256].")
 @O.steps_option(None)
 @O.engine_option()
-@O.quiet_option("No per-run progress lines.")
+@O.scheduler_options
+@O.quiet_option("No progress bar (there is none anyway when stderr is not a terminal).")
 def imbalance_cmd(**kw):
     """Robustness of InfoNCE and SCL to class imbalance (Sec. 4.3, Fig. 4), in a linear model.
 
@@ -92,9 +93,11 @@ def imbalance_cmd(**kw):
                f"classes in d0 = {s['dim']} -> d1 = {s['d1']}, N = {s['n']}, isotropic sigma = {s['sigma']:g}, "
                f"{s['seeds']} trained seed(s), theory over {s['theory_seeds']} geometries")
     try:
-        with library_errors(diverged="a training run diverged ({exc}); lower lr in the settings file."), \
+        with O.executor_from(kw["scheduler"], kw["workers"]) as executor, \
+                library_errors(diverged="a training run diverged ({exc}); lower lr in the settings file."), \
                 compile_notice():
-            rep = run_imbalance(out=out, quick=quick, engine=kw["engine"], progress=not kw["quiet"], **overrides)
+            rep = run_imbalance(out=out, quick=quick, engine=kw["engine"], progress=not kw["quiet"],
+                                executor=executor if kw["scheduler"] or kw["workers"] else None, **overrides)
     except KeyboardInterrupt:
         where = os.path.join(out, "imbalance", "points")
         click.echo(f"\ninterrupted: finished runs are saved under {where}; run the same command again to resume.",

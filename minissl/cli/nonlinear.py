@@ -64,7 +64,9 @@ def nonlinear_cmd(activation, sigma, loss, variances, n, widths, steps, lr, opti
 
     a = np.linspace(0.0, 2.0, 41)
     r = np.linspace(-1.6, 1.6, 33)
-    with library_errors(aliases={"name": "loss"}), compile_notice():
+    from ..sweep.progress import steps_bar
+
+    with library_errors(aliases={"name": "loss"}), compile_notice(), steps_bar(desc="train MLP"):
         loss_obj = get_loss(loss, **params)
         data = gaussian_data(n, variances, seed=seed)
         summ, curve, grid = run_nonlinear(loss_obj, data, sigma, activation, widths, steps, lr, optimizer, seed,

@@ -18,6 +18,7 @@ Vocabulary, the same in every command:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -320,3 +321,39 @@ def given(ctx, name):
     """Whether option ``name`` was typed on the command line."""
     src = ctx.get_parameter_source(name)
     return src is not None and src.name == "COMMANDLINE"
+
+
+def _scheduler(name, value):
+    if value != "local" and "://" not in value:
+        raise ValueError(f"{name} == {value!r}, must be 'local' (a LocalCluster started here) or a Dask "
+                         "scheduler address such as tcp://10.0.0.5:8786.")
+    return value
+
+
+def scheduler_options(f):
+    """``--scheduler ADDRESS`` and ``--workers K``: where the points of a sweep are computed."""
+    f = click.option("--workers", type=int, default=None, callback=integer(lo=1, hi=1024),
+                     help="Numba threads (in this process) or worker processes (--scheduler local) "
+                          "[default: the cores; local: 2].")(f)
+    return click.option("--scheduler", default=None, metavar="ADDRESS", callback=checked(_scheduler),
+                        help="Run the points on Dask: 'local' starts a LocalCluster of worker processes here; "
+                             "tcp://HOST:PORT uses a running scheduler (pip install 'minissl[dist]') "
+                             "[default: in this process].")(f)
+
+
+@contextlib.contextmanager
+def executor_from(scheduler, workers):
+    """The sweep executor of ``--scheduler`` / ``--workers`` (closed on exit); errors name the option."""
+    from ..sweep import make_executor
+
+    if workers is not None and scheduler not in (None, "local"):
+        raise click.BadParameter("--workers applies to this process and to --scheduler local; a running "
+                                 "cluster has its own workers.", param_hint="'--workers'")
+    try:
+        executor = make_executor(scheduler, workers)
+    except (ValueError, ImportError) as exc:
+        raise click.BadParameter(str(exc), param_hint="'--scheduler'") from None
+    try:
+        yield executor
+    finally:
+        executor.close()

@@ -23,19 +23,26 @@ from .output import compile_notice
 @click.option("--protocol", type=click.Choice(["converged", "paper"]), default="converged", show_default=True,
               help="paper: Adam lr 6e-4, constant, full batch, 5000 steps, fresh noise. converged: more noise "
                    "replicates per step until the convergence diagnostics pass (see the settings files).")
-@O.quiet_option("No per-point progress lines.")
+@O.scheduler_options
+@O.quiet_option("No progress bar (there is none anyway when stderr is not a terminal).")
 def reproduce_cmd(**kw):
     """Reproduce a figure of Ziyin et al. (2023): data, PNG and an agreement report.
 
     Settings (what the paper states, and every choice where it is silent) are read from
     data/experiments/<figure>.toml. Finished points are saved as they complete: an
-    interrupted run resumes when the same command is given again.
+    interrupted run resumes when the same command is given again. With --scheduler the
+    training runs go to a Dask cluster (as in minissl sweep).
     """
+    kw = O.merge_alias(kw, "n_seeds", "n_seeds_alias", "--seeds", "--n-seeds")
+    todo = list(FIGURES) if kw["figure"] == "all" else [kw["figure"]]
+    with O.executor_from(kw["scheduler"], kw["workers"]) as executor:
+        _reproduce(todo, kw, executor if kw["scheduler"] or kw["workers"] else None)
+
+
+def _reproduce(todo, kw, executor):
     from ..experiments import reproduce
 
-    kw = O.merge_alias(kw, "n_seeds", "n_seeds_alias", "--seeds", "--n-seeds")
-    figure, out, quick, protocol = kw["figure"], kw["out"], kw["quick"], kw["protocol"]
-    todo = list(FIGURES) if figure == "all" else [figure]
+    out, quick, protocol = kw["out"], kw["quick"], kw["protocol"]
     t_all = time.perf_counter()
     for fig in todo:
         click.echo(f"== {fig} ({'quick' if quick else 'full'}, protocol {protocol}) ==")
@@ -43,7 +50,7 @@ def reproduce_cmd(**kw):
             with library_errors(diverged=fig + ": a training run diverged ({exc}); lower lr in the settings file."), \
                     compile_notice():
                 rep = reproduce(fig, out=out, quick=quick, seeds=kw["n_seeds"], engine=kw["engine"],
-                                protocol=protocol, progress=not kw["quiet"])
+                                protocol=protocol, progress=not kw["quiet"], executor=executor)
         except KeyboardInterrupt:
             where = os.path.join(out, fig, "points")
             click.echo("\ninterrupted: " + (f"finished points are saved under {where}; run the same command again "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 
 import click
 import numpy as np
@@ -122,8 +121,33 @@ def simulate_cmd(**kw):
     expansion parameter u = 2 Tr[W Sigma W^T] (the theory is a small-u expansion) and
     the convergence diagnostics.
     """
-    ctx = click.get_current_context()
-    kw = O.merge_alias(kw, "d1", "d1_alias", "--d1", "--out-dim")
+    from ..sweep.progress import steps_bar
+
+    kw = prepare(click.get_current_context(), kw)
+    with compile_notice(), steps_bar(desc="simulate"):
+        [(report, res)] = compute([kw])
+    if kw["loss"] in SIAMESE_METHODS:
+        from .siamese_format import format_siamese
+
+        click.echo(format_siamese(report))
+        title = f"linear {kw['loss']}, sigma={kw['sigma']:g}, seed={kw['seed']}"
+    else:
+        click.echo(format_report(report))
+        title = f"{REGISTRY[kw['loss']].title}, sigma={kw['sigma']:g}, seed={kw['seed']}"
+    if kw["track"]:
+        emit_track(res.track, res.history["loss"], report, kw["track_csv"], kw["track_plot"], title)
+    if kw["json_path"]:
+        write_json(kw["json_path"], report)
+
+
+def prepare(ctx, kw):
+    """The checked settings of one run from the parsed options (no work is done).
+
+    Folds the ``--d1`` alias, fills the defaults that depend on other options (variances from
+    ``--dim``, the optimizer's defaults per method) and refuses options the chosen loss,
+    augmentation or model would ignore. Used by the command and, per point, by ``minissl sweep``.
+    """
+    kw = O.merge_alias(dict(kw), "d1", "d1_alias", "--d1", "--out-dim")
     loss, dim, variances = kw["loss"], kw.pop("dim"), kw["variances"]
     if variances is None:
         kw["variances"] = (np.array([0.5, 1.0, 2.0, 3.0, 4.0]) if dim in (None, 5)
@@ -133,53 +157,82 @@ def simulate_cmd(**kw):
                                  param_hint="'--dim'")
     _check_applicable(ctx, loss, kw["augmentation"], kw["normalize"], kw["model"], kw["track"])
     siamese = loss in SIAMESE_METHODS
+    if not siamese:
+        O.loss_params(loss, {k: kw[k] for k in _LOSS_PARAMS})  # a parameter of another loss: refused here
     defaults = ({"lr": 0.05, "steps": 10000, "optimizer": "sgd", "weight_decay": 0.05} if siamese else
                 {"lr": 3e-3, "steps": 3000, "optimizer": "adam", "weight_decay": 0.0})
     for key, value in defaults.items():
         if kw[key] is None:
             kw[key] = value
+    return kw
+
+
+def compute(kws):
+    """Train the runs of prepared settings ``kws``; ``[(report, result), ...]`` in order.
+
+    ``report`` is what ``--json`` writes. Several contrastive runs are trained together by
+    :func:`minissl.train.run_batch` (compiled runs in parallel across runs), which gives the same
+    numbers as one run at a time; a single run uses :func:`minissl.simulate` (parallel across
+    samples). ``report["seconds"]`` of a batched run is its share of the batch's wall time.
+    """
+    siamese = [kw for kw in kws if kw["loss"] in SIAMESE_METHODS]
+    if siamese and len(siamese) < len(kws):
+        raise ValueError("compute() takes either contrastive or simsiam/byol runs, not both.")
     if siamese:
-        _run_siamese(**kw)
-    else:
-        _run_contrastive(**kw)
+        return [_siamese_report(**kw) for kw in kws]
+    return _contrastive_reports(kws)
 
 
-def _run_contrastive(*, loss, n, d1, variances, augmentation, sigma, theta, scale_b, model, steps, lr,
+def _contrastive_run(*, loss, n, d1, variances, augmentation, sigma, theta, scale_b, model, steps, lr,
                      lr_schedule, optimizer, noise, replicates, seed, normalize, c, kappa, bias, weight_decay,
-                     engine, dtype, rank_tol, track, track_csv, track_plot, uniformity_t, json_path, **rest):
-    from ..comparison import compare
+                     engine, dtype, track, uniformity_t, **rest):
+    """(loss object, keyword arguments of :func:`minissl.simulate`) of one prepared run."""
     from ..losses import get_loss
-    from ..train import ConvergenceWarning, simulate
 
-    params = O.loss_params(loss, {k: rest.pop(k) for k in _LOSS_PARAMS})
-    with library_errors(f"N={n}, replicates={replicates}; lower --n or --replicates", aliases={"name": "loss"}):
-        loss_obj = get_loss(loss, normalize=normalize, c=c, weight_decay=weight_decay, engine=engine, **params)
+    params = O.loss_params(loss, {k: rest[k] for k in _LOSS_PARAMS})
+    loss_obj = get_loss(loss, normalize=normalize, c=c, weight_decay=weight_decay, engine=engine, **params)
+    return loss_obj, dict(n=n, variances=variances, augmentation=augmentation, sigma=sigma, theta=theta,
+                          scale_b=scale_b, d1=d1, model=model, steps=steps, lr=lr, optimizer=optimizer,
+                          lr_schedule=lr_schedule, noise=noise, replicates=replicates, bias=bias, seed=seed,
+                          kappa=kappa, track=track, uniformity_t=uniformity_t, dtype=np.dtype(dtype).type,
+                          warn=False)
+
+
+def _contrastive_reports(kws):
+    from ..comparison import compare
+    from ..track_io import track_rows
+    from ..train import simulate, simulate_batch
+    from ..train.diagnostics import not_converged_message
+
+    hint = ", ".join(sorted({f"N={kw['n']}, replicates={kw['replicates']}" for kw in kws}))
+    with library_errors(f"{hint}; lower --n or --replicates", aliases={"name": "loss"}):
+        runs = [_contrastive_run(**kw) for kw in kws]
         t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught, compile_notice():
-            warnings.simplefilter("always", ConvergenceWarning)
-            res = simulate(loss_obj, n=n, variances=variances, augmentation=augmentation, sigma=sigma,
-                           theta=theta, scale_b=scale_b, d1=d1, model=model, steps=steps, lr=lr,
-                           optimizer=optimizer, lr_schedule=lr_schedule, noise=noise,
-                           replicates=replicates, bias=bias, seed=seed, kappa=kappa, track=track,
-                           uniformity_t=uniformity_t, dtype=np.dtype(dtype).type)
-        elapsed = time.perf_counter() - t0
-        comparison = compare(res, rank_tol=rank_tol, kappa=kappa)
-    report = {"minissl_version": __version__, "settings": res.settings, "loss": repr(loss_obj), **comparison,
-              "diagnostics": res.diagnostics, "converged": res.converged,
-              "warnings": [str(w.message) for w in caught], "seconds": elapsed}
-    click.echo(format_report(report))
-    emit_track(res.track, res.history["loss"], report, track_csv, track_plot,
-               f"{loss_obj.title}, sigma={sigma:g}, seed={seed}")
-    if json_path:
-        write_json(json_path, report)
+        if len(runs) == 1:
+            results = [simulate(runs[0][0], **runs[0][1])]
+        else:
+            results = simulate_batch([{"loss": lo, **args} for lo, args in runs])
+        elapsed = (time.perf_counter() - t0) / len(runs)
+        out = []
+        for kw, (loss_obj, _), res in zip(kws, runs, results):
+            comparison = compare(res, rank_tol=kw["rank_tol"], kappa=kw["kappa"])
+            s = res.settings
+            warn = [] if res.converged else [not_converged_message(res.diagnostics, s["steps"], s["grad_alpha"])]
+            report = {"minissl_version": __version__, "settings": s, "loss": repr(loss_obj), **comparison,
+                      "diagnostics": res.diagnostics, "converged": res.converged, "warnings": warn,
+                      "seconds": elapsed}
+            if res.track is not None:
+                report["track"] = track_rows(res.track, res.history["loss"])
+            out.append((report, res))
+    return out
 
 
-def _run_siamese(*, loss, rank_tol, track, track_csv, track_plot, json_path, n, variances, augmentation, sigma,
-                 theta, d1, predictor, stop_gradient, batchnorm, objective, ema, weight_decay, steps, lr,
-                 predictor_lr, predictor_init, optimizer, lr_schedule, seed, uniformity_t, **_):
+def _siamese_report(*, loss, rank_tol, n, variances, augmentation, sigma, theta, d1, predictor, stop_gradient,
+                    batchnorm, objective, ema, weight_decay, steps, lr, predictor_lr, predictor_init, optimizer,
+                    lr_schedule, seed, uniformity_t, track, **_):
     from ..comparison import compare_siamese
     from ..siamese import train_siamese
-    from .siamese_format import format_siamese
+    from ..track_io import track_rows
 
     kw = dict(n=n, variances=variances, augmentation=augmentation, sigma=sigma, theta=theta, d1=d1,
               predictor=True if predictor is None else predictor,
@@ -194,12 +247,9 @@ def _run_siamese(*, loss, rank_tol, track, track_csv, track_plot, json_path, n, 
         elapsed = time.perf_counter() - t0
         comparison = compare_siamese(res, rank_tol)
     report = {"minissl_version": __version__, "settings": res.settings, **comparison, "seconds": elapsed}
-    click.echo(format_siamese(report))
     if track:
-        emit_track(res.track, res.history["loss"], report, track_csv, track_plot,
-                   f"linear {loss}, sigma={sigma:g}, seed={seed}")
-    if json_path:
-        write_json(json_path, report)
+        report["track"] = track_rows(res.track, res.history["loss"])
+    return report, res
 
 
 _SIAMESE_ONLY = ("predictor", "stop_gradient", "batchnorm", "ema", "objective", "predictor_lr", "predictor_init")

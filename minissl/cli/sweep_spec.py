@@ -1,21 +1,15 @@
-"""The sweep specification: which command, which fixed options, which grid (issue 15, step 1).
+"""The sweep specification: which command, which fixed options, which grid (issue 15).
 
-A sweep file is TOML::
-
-    command = "simulate"          # or "theory" (= ``minissl theory point``)
-    [fixed]
-    loss = "beta"
-    steps = 400
-    [grid]                         # Cartesian product, in the order written
-    sigma = [0.5, 1.5, 2.5]
-    beta = [0.5, 1.0]
-    seed = [0, 1]
+A sweep file is TOML: ``command`` (``"simulate"`` or ``"theory"``, i.e. ``minissl theory
+point``), a table ``[fixed]`` of options and a table ``[grid]`` of lists of values, whose
+Cartesian product (in the order written, the last axis fastest) are the points; the example is
+in ``minissl sweep --help`` and docs/sweeps.md.
 
 Keys are the command's long option names with ``_`` for ``-`` (``scale_b``, ``out_dim``,
 ``lr_schedule``); flags take ``true``/``false``; ``variances`` takes a list of numbers. Every
 key and every value is checked by the command's own option parser (types, ranges, choices),
-first one key at a time (so an error names the key and the value), then every point as a whole,
-all before any work. Errors are ``ValueError`` naming the file, the section, the key and the
+first one key at a time (so an error names the key and the value), then every point as a whole
+with the command's cross-option rules (:func:`minissl.cli.points.check`), all before any work. Errors are ``ValueError`` naming the file, the section, the key and the
 value. Options that write files (``json``, ``track_csv``, ``track_plot``) belong to the sweep
 and are refused.
 
@@ -35,7 +29,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
+from . import points
+from .points import COMMANDS
 
 __all__ = ["SweepSpec", "load_spec", "parse_spec", "COMMANDS"]
 
@@ -43,14 +38,8 @@ __all__ = ["SweepSpec", "load_spec", "parse_spec", "COMMANDS"]
 _SWEEP_OWNS = {"json", "track_csv", "track_plot"}
 
 
-def _commands():
-    from .simulate import simulate_cmd
-    from .theory import point_cmd
-
-    return {"simulate": ("simulate", simulate_cmd), "theory": ("theory point", point_cmd)}
-
-
-COMMANDS = ("simulate", "theory")
+def _info_name(command):
+    return {"simulate": "simulate", "theory": "theory point"}[command]
 
 
 @dataclass(frozen=True)
@@ -83,38 +72,7 @@ class SweepSpec:
 
     def argv(self, options):
         """The command line of one point (without the program and command names)."""
-        _, cmd = _commands()[self.command]
-        return _argv(_option_map(cmd), options)
-
-
-def _option_map(cmd):
-    """Spec key -> click Option, from each option's long names (``--scale-b`` -> ``scale_b``)."""
-    out = {}
-    for p in cmd.params:
-        if not isinstance(p, click.Option):
-            continue
-        for flag in p.opts:
-            if flag.startswith("--"):
-                out[flag[2:].replace("-", "_")] = p
-    return out
-
-
-def _argv(options_map, options):
-    args = []
-    for key, value in options.items():
-        p = options_map[key]
-        flag = "--" + key.replace("_", "-")
-        if p.is_flag:
-            if value is True:
-                args.append(flag)
-            elif p.secondary_opts:
-                args.append(p.secondary_opts[0])
-            # a one-sided flag (--track) set to false: nothing to pass
-        elif isinstance(value, list):
-            args += [flag, ",".join(repr(float(v)) if isinstance(v, float) else str(v) for v in value)]
-        else:
-            args += [flag, repr(value) if isinstance(value, float) else str(value)]
-    return args
+        return points.argv(self.command, options)
 
 
 def _is_scalar(v):
@@ -135,14 +93,12 @@ def _check_value(source, section, key, value, p):
         raise ValueError(f"{source}: [{section}] {key} = {value!r}: must be a number, a string or true/false.")
 
 
-def _parse(info_name, cmd, argv, what):
-    """Run the command's own parser (types, ranges, choices, callbacks) on ``argv``, no work."""
+def _check(command, options, what, whole=True):
+    """The command's own checks of one option set (parser, callbacks, cross-option rules), no work."""
     try:
-        cmd.make_context(info_name, list(argv), resilient_parsing=False)
-    except click.exceptions.Exit:  # e.g. --help: not an option a sweep may set
-        raise ValueError(f"{what}: not an option a sweep can set.") from None
-    except click.ClickException as exc:
-        raise ValueError(f"{what}: {exc.format_message()}") from None
+        points.check(command, options, whole=whole)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
 
 
 def parse_spec(data, source="<spec>"):
@@ -155,8 +111,8 @@ def parse_spec(data, source="<spec>"):
     command = data.get("command")
     if command not in COMMANDS:
         raise ValueError(f"{source}: command = {command!r}, must be one of {list(COMMANDS)}.")
-    info_name, cmd = _commands()[command]
-    options = _option_map(cmd)
+    info_name = _info_name(command)
+    options = points.option_map(command)
     fixed, grid = data.get("fixed", {}), data.get("grid", {})
     for section, table in (("fixed", fixed), ("grid", grid)):
         if not isinstance(table, dict):
@@ -185,10 +141,10 @@ def parse_spec(data, source="<spec>"):
                 checked_grid[key] = list(raw)
             for v in (raw if section == "grid" else [raw]):
                 _check_value(source, section, key, v, options[key])
-                _parse(info_name, cmd, _argv(options, {key: v}), f"{source}: [{section}] {key} = {v!r}")
+                _check(command, {key: v}, f"{source}: [{section}] {key} = {v!r}", whole=False)
     spec = SweepSpec(command=command, fixed=dict(fixed), grid=checked_grid, source=source)
     for values, opts in spec.points():  # every combination, before any work
-        _parse(info_name, cmd, spec.argv(opts), f"{source}: point {values}")
+        _check(command, opts, f"{source}: point {values}")
     return spec
 
 

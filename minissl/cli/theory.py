@@ -128,7 +128,17 @@ def _evaluate(fn):
 @click.option("--bias/--no-bias", default=False, show_default=True, help="With a bias (Theorem 3; needs --normalize).")
 def point_cmd(**kw):
     """One setting: stationary points, global minimum, collapsed directions, thresholds."""
-    ctx = click.get_current_context()
+    kw = prepare_point(click.get_current_context(), kw)
+    payload, text = compute_point(kw)
+    click.echo(text)
+    if kw["json_path"]:
+        write_json(kw["json_path"], payload)
+
+
+def prepare_point(ctx, kw):
+    """The checked settings of ``theory point`` (the loss built, options that do nothing refused);
+    no work is done. Used by the command and, per point, by ``minissl sweep``."""
+    kw = dict(kw)
     unused = {"isotropic": ("theta", "content_dims", "scale_b"), "structured": ("scale_b",),
               "scale": ("sigma", "theta", "content_dims", "normalize", "kappa", "bias")}[kw["augmentation"]]
     for key in unused:
@@ -141,11 +151,13 @@ def point_cmd(**kw):
     if kw["bias"] and not kw["normalize"]:
         raise click.BadParameter("--bias changes nothing without --normalize (translation invariance); "
                                  "add --normalize.", param_hint="'--bias'")
-    loss = _build_loss(ctx, kw)
-    payload, text = _evaluate(lambda: _point(loss, **{k: v for k, v in kw.items() if k != "json_path"}))
-    click.echo(text)
-    if kw["json_path"]:
-        write_json(kw["json_path"], payload)
+    kw["loss"] = _build_loss(ctx, kw)
+    return kw
+
+
+def compute_point(kw):
+    """``(payload, text)`` of prepared settings: what ``--json`` writes and what is printed."""
+    return _evaluate(lambda: _point(**{k: v for k, v in kw.items() if k != "json_path"}))
 
 
 @theory_cmd.command("table1", short_help="Table 1 of the paper with the derived Hessians.")

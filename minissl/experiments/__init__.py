@@ -35,7 +35,7 @@ FIGURES = {
 
 
 def reproduce(figure, out="minissl-figures", quick=False, seeds=None, engine="numba", protocol="converged",
-              progress=True):
+              progress=True, executor=None):
     """Reproduce one figure; returns its report (also written to ``out/<figure>/report.json``).
 
     Parameters
@@ -54,7 +54,9 @@ def reproduce(figure, out="minissl-figures", quick=False, seeds=None, engine="nu
         ``converged``: the TOML's protocol, re-running a point with twice the steps and
         replicates until the convergence diagnostics pass (up to ``max_steps``).
     progress : bool
-        Print per-point progress to stderr.
+        A progress bar on stderr (when it is a terminal).
+    executor : minissl.sweep.Embedded or minissl.sweep.DaskExecutor, optional
+        Where the points are trained (``minissl reproduce --scheduler``) [default: this process].
     """
     V.check_choice("figure", figure, tuple(FIGURES))
     V.check_choice("protocol", protocol, PROTOCOLS)
@@ -66,7 +68,7 @@ def reproduce(figure, out="minissl-figures", quick=False, seeds=None, engine="nu
     sub = folder / "points" / (protocol + ("-quick" if quick else "")) if figure not in ("fig1", "fig7") else folder
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    report, markdown, draw = FIGURES[figure](cfg, _Out(folder, sub), seeds, engine, protocol, progress)
+    report, markdown, draw = FIGURES[figure](cfg, _Out(folder, sub, executor), seeds, engine, protocol, progress)
     wall = time.perf_counter() - t0
     msg = save_figure(folder / "figure.png", draw)
     report.update({"wall_seconds": wall, "quick": quick, "seeds": seeds, "engine": engine,
@@ -82,11 +84,13 @@ def reproduce(figure, out="minissl-figures", quick=False, seeds=None, engine="nu
 
 
 class _Out:
-    """The figure folder, with ``/ "points"`` mapped to the protocol-specific point cache."""
+    """The figure folder, with ``/ "points"`` mapped to the protocol-specific point cache, and the
+    executor its points are trained on."""
 
-    def __init__(self, folder, points):
+    def __init__(self, folder, points, executor=None):
         self.folder = Path(folder)
         self.points = Path(points)
+        self.executor = executor
 
     def __truediv__(self, name):
         return self.points if name == "points" else self.folder / name

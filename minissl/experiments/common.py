@@ -339,7 +339,7 @@ def settings_params(loss, run):
     return {k: v for k, v in loss.params.items() if k in run}
 
 
-def point_cache(folder, run, progress, protocol, evaluate=spectrum_record, context=None):
+def point_cache(folder, run, progress, protocol, evaluate=spectrum_record, context=None, executor=None):
     """The :class:`~minissl.experiments.runs.RunCache` of a figure's points.
 
     Parameters
@@ -356,11 +356,14 @@ def point_cache(folder, run, progress, protocol, evaluate=spectrum_record, conte
         Its module and name are part of every point's digest.
     context : dict, optional
         Further settings that change a point's record (part of its digest).
+    executor : minissl.sweep.Embedded or minissl.sweep.DaskExecutor, optional
+        Where the points are trained [default: this process].
     """
     conv = protocol == "converged"
     ctx = {"evaluator": f"{evaluate.__module__}.{evaluate.__name__}/2", **(context or {})}
     return RunCache(folder, evaluate, max_steps=run.get("max_steps") if conv else None,
-                    max_replicates=run.get("max_replicates") if conv else None, progress=progress, context=ctx)
+                    max_replicates=run.get("max_replicates") if conv else None, progress=progress, context=ctx,
+                    executor=executor)
 
 
 def write_csv(path, rows):

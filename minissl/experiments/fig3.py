@@ -81,7 +81,8 @@ def fig3_phase(cfg, out, seeds, engine, protocol, progress):
         return rec
 
     evaluate.__name__ = "fig3_evaluate"
-    recs = point_cache(out / "points", run, progress, protocol, evaluate=evaluate, context={"ridge": lam}).run(specs)
+    recs = point_cache(out / "points", run, progress, protocol, evaluate=evaluate, context={"ridge": lam},
+                       executor=out.executor).run(specs)
     by_key = {key: rec for (key, _), rec in zip(specs, recs)}
 
     phase_rows, agree, near = [], 0, 0

@@ -26,7 +26,7 @@ def fig5_infonce(cfg, out, seeds, engine, protocol, progress):
     base = simulate_kwargs(run, engine)
     sigmas = [float(s) for s in fig["sigmas"]]
     specs = [(f"sigma{s!r}-seed{k}", {**base, "sigma": s, "seed": k}) for s in sigmas for k in range(seeds)]
-    recs = point_cache(out / "points", run, progress, protocol).run(specs)
+    recs = point_cache(out / "points", run, progress, protocol, executor=out.executor).run(specs)
     rows, learned3, pred3 = [], [], []
     for i, s in enumerate(sigmas):
         rs = recs[i * seeds:(i + 1) * seeds]
@@ -104,7 +104,7 @@ def fig5_weighted(cfg, out, seeds, engine, protocol, progress):
     alpha = loss.alpha
     dim = len(base["variances"])
     specs = [(f"n{n}-seed{k}", {**base, "sigma": sigma, "n": n, "seed": k}) for n in ns for k in range(seeds)]
-    recs = point_cache(out / "points", run, progress, protocol).run(specs)
+    recs = point_cache(out / "points", run, progress, protocol, executor=out.executor).run(specs)
     rows = []
     for i, n in enumerate(ns):
         rs = recs[i * seeds:(i + 1) * seeds]
@@ -213,7 +213,7 @@ def fig5_beta(cfg, out, seeds, engine, protocol, progress):
     loss = settings_loss(run)
     beta = loss.beta
     specs = [(f"sigma{s!r}-seed{k}", {**base, "sigma": s, "seed": k}) for s in sigmas for k in range(seeds)]
-    recs = point_cache(out / "points", run, progress, protocol).run(specs)
+    recs = point_cache(out / "points", run, progress, protocol, executor=out.executor).run(specs)
     rows = []
     d = len(base["variances"])
     for i, s in enumerate(sigmas):

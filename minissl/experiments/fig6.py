@@ -29,7 +29,7 @@ def fig6_normalized(cfg, out, seeds, engine, protocol, progress):
     base["normalize"] = True
     sigmas = [float(s) for s in fig["sigmas"]]
     specs = [(f"sigma{s!r}-seed{k}", {**base, "sigma": s, "seed": k}) for s in sigmas for k in range(seeds)]
-    recs = point_cache(out / "points", run, progress, protocol).run(specs)
+    recs = point_cache(out / "points", run, progress, protocol, executor=out.executor).run(specs)
     rows = []
     feature_var = float(np.mean(base["variances"]))
     for i, s in enumerate(sigmas):

@@ -1,23 +1,25 @@
-"""One resumable cache of training runs, shared by the figure reproductions and the imbalance experiment.
+"""One resumable store of training runs, shared by the figure reproductions and the imbalance experiment.
 
 A *run* is one call of :func:`minissl.simulate` under a key. Each finished run is turned into
-a JSON record by an ``evaluate`` function and written atomically to ``FOLDER/<key>.json``
-together with a digest of everything that defines it, so an interrupted experiment resumes
-where it stopped and a changed setting is recomputed, never silently reused. Runs are trained
-a few at a time with :func:`minissl.simulate_batch` (compiled runs in parallel).
+a JSON record by an ``evaluate`` function and stored in ``FOLDER/sweep.sqlite``
+(:class:`minissl.sweep.Store`) under its key and a digest of everything that defines it, so an
+interrupted experiment resumes where it stopped and a changed setting is recomputed, never
+silently reused. Runs go through the same machinery as ``minissl sweep``
+(:func:`minissl.sweep.run_sweep`): on the embedded executor a few at a time with
+:func:`minissl.simulate_batch` (compiled runs in parallel), or as tasks of a Dask cluster.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
-from .._io import atomic_write_text, jsonable
+from .._io import jsonable
 
-__all__ = ["RunCache", "settings_digest"]
+__all__ = ["RunCache", "settings_digest", "train_records"]
 
 
 def settings_digest(obj):
@@ -31,7 +33,7 @@ def settings_digest(obj):
 
 
 class RunCache:
-    """Train runs with caching, progress lines and the ``converged`` protocol's retries.
+    """Train runs with caching, a progress bar and the ``converged`` protocol's retries.
 
     Parameters
     ----------
@@ -54,18 +56,20 @@ class RunCache:
         (Fig. 5 middle needs 1e-4, data/experiments/fig5-weighted.toml). None: no retries of
         that kind.
     progress : bool
-        Print one line per finished run to stderr.
+        A progress bar on stderr (when it is a terminal).
     batch : int
-        Runs trained together by one :func:`minissl.simulate_batch` call.
+        Runs trained together by one :func:`minissl.simulate_batch` call (embedded executor).
     context : dict, optional
         Everything besides the ``simulate`` arguments that changes a run's record (the
         evaluator, figure settings); part of the digest of runs given without a ``spec``.
     noun : str
-        What the progress lines call the runs (``"points"``, ``"runs"``).
+        What the progress bar calls the runs (``"points"``, ``"runs"``).
+    executor : minissl.sweep.Embedded or minissl.sweep.DaskExecutor, optional
+        Where the runs are trained [default: this process, ``batch`` at a time].
     """
 
     def __init__(self, folder, evaluate, max_steps=None, max_replicates=None, progress=True, batch=2,
-                 context=None, noun="points"):
+                 context=None, noun="points", executor=None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.evaluate = evaluate
@@ -74,20 +78,13 @@ class RunCache:
         self.progress = progress
         self.batch = batch
         self.noun = noun
+        self.executor = executor
         self.context = {"max_steps": max_steps, "max_replicates": max_replicates, **(context or {})}
 
     def digest(self, kwargs, spec=None):
         """The digest stored with a run: of ``spec`` when given (it must then hold everything that
         defines the run, the retry policy included), else of ``kwargs`` and the cache's context."""
         return settings_digest(spec if spec is not None else {"params": kwargs, "context": self.context})
-
-    def load(self, key, digest):
-        """The stored record of ``key`` if its digest is ``digest``, else None."""
-        try:
-            rec = json.loads((self.folder / f"{key}.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return rec if isinstance(rec, dict) and rec.get("settings_hash") == digest else None
 
     def run(self, runs):
         """Records of ``runs``, in order: stored ones reused, the others trained and stored.
@@ -97,45 +94,64 @@ class RunCache:
         runs : sequence of tuple
             ``(key, simulate_kwargs)`` or ``(key, simulate_kwargs, spec)``; ``spec`` (JSON-able)
             identifies the run when its keyword arguments do not (e.g. they hold a dataset).
-        """
-        from ..train import simulate_batch
 
-        records, todo = {}, []
+        Raises ``KeyboardInterrupt`` after an interrupt (the finished runs are stored) and the
+        error of a run that failed (e.g. ``FloatingPointError`` of a diverged run).
+        """
+        from ..sweep import Embedded, Store, run_sweep
+
+        items = []
         for key, kwargs, *spec in runs:
             digest = self.digest(kwargs, *spec)
-            rec = self.load(key, digest)
-            if rec is not None:
-                records[key] = rec
-            else:
-                todo.append((key, digest))
-        attempt = {key: dict(kwargs) for key, kwargs, *_ in runs}
-        n_total, n_done = len(runs), len(records)
-        if self.progress and n_done:
-            print(f"  {n_done}/{n_total} {self.noun} already done (resumed from {self.folder})", file=sys.stderr)
-        t_start = time.perf_counter()
-        while todo:
-            chunk, todo = todo[: self.batch], todo[self.batch:]
-            t0 = time.perf_counter()
-            results = simulate_batch([attempt[key] for key, _ in chunk], warn=False)
-            seconds = (time.perf_counter() - t0) / len(chunk)
-            for (key, digest), res in zip(chunk, results):
-                steps, reps = attempt[key].get("steps", 3000), attempt[key].get("replicates", 1)
-                grow_s = bool(self.max_steps) and steps * 2 <= self.max_steps
-                grow_r = bool(self.max_replicates) and reps * 2 <= self.max_replicates
-                if not res.converged and (grow_s or grow_r):
-                    attempt[key] = {**attempt[key], "steps": steps * 2 if grow_s else steps,
-                                    "replicates": reps * 2 if grow_r else reps}
-                    todo.append((key, digest))
-                    continue
-                rec = self.evaluate(res, attempt[key])
-                rec.update({"key": key, "settings_hash": digest, "converged": bool(res.converged),
-                            "steps": int(res.settings["steps"]), "replicates": int(res.settings["replicates"]),
-                            "seconds": seconds})
-                atomic_write_text(self.folder / f"{key}.json", json.dumps(jsonable(rec), allow_nan=False) + "\n")
-                records[key] = rec
-                n_done += 1
-                if self.progress:
-                    el = time.perf_counter() - t_start
-                    print(f"  [{n_done}/{n_total}] {key}: {'converged' if rec['converged'] else 'NOT converged'}"
-                          f" ({rec['steps']} steps x {rec['replicates']} replicates, {el:.0f} s)", file=sys.stderr)
-        return [records[key] for key, *_ in runs]
+            items.append((f"{key}@{digest}", {"key": key, "digest": digest, "kwargs": kwargs}))
+        executor = self.executor or Embedded(chunk=self.batch)
+        fn = functools.partial(train_records, evaluate=self.evaluate, max_steps=self.max_steps,
+                               max_replicates=self.max_replicates)
+        with Store(self.folder) as store:
+            out = run_sweep("simulate-runs", items, store, executor, fn, progress=None if self.progress else False,
+                            desc=self.noun, raise_errors=True)
+            if out.interrupted:
+                raise KeyboardInterrupt
+            return [store.get(k)["result"] for k, _ in items]
+
+
+def train_records(command, payloads, evaluate, max_steps=None, max_replicates=None, threads=None):
+    """Train runs with the ``converged`` protocol's retries; ``[("ok", record), ...]`` in order.
+
+    The job function of :meth:`RunCache.run` (module level: a Dask worker runs it too). The runs
+    are trained together by :func:`minissl.simulate_batch`; a run whose convergence diagnostics
+    fail is trained again with twice the steps / replicates (within ``max_steps`` /
+    ``max_replicates``) until it passes or neither can grow. ``record`` is
+    ``evaluate(result, kwargs)`` plus ``key``, ``settings_hash``, ``converged``, ``steps``,
+    ``replicates`` and ``seconds`` (training wall time per run of its batch).
+    """
+    from ..train import simulate_batch
+
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    attempt = [dict(p["kwargs"]) for p in payloads]
+    out = [None] * len(payloads)
+    todo = list(range(len(payloads)))
+    while todo:
+        t0 = time.perf_counter()
+        results = simulate_batch([attempt[i] for i in todo], warn=False)
+        seconds = (time.perf_counter() - t0) / len(todo)
+        again = []
+        for i, res in zip(todo, results):
+            steps, reps = attempt[i].get("steps", 3000), attempt[i].get("replicates", 1)
+            grow_s = bool(max_steps) and steps * 2 <= max_steps
+            grow_r = bool(max_replicates) and reps * 2 <= max_replicates
+            if not res.converged and (grow_s or grow_r):
+                attempt[i] = {**attempt[i], "steps": steps * 2 if grow_s else steps,
+                              "replicates": reps * 2 if grow_r else reps}
+                again.append(i)
+                continue
+            rec = evaluate(res, attempt[i])
+            rec.update({"key": payloads[i]["key"], "settings_hash": payloads[i]["digest"],
+                        "converged": bool(res.converged), "steps": int(res.settings["steps"]),
+                        "replicates": int(res.settings["replicates"]), "seconds": seconds})
+            out[i] = ("ok", jsonable(rec))
+        todo = again
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._progress import report
 from .. import _validation as V
 from .cuda import require, value_and_grad_gpu
 from ..train.optim import OPTIMIZERS, make_optimizer
@@ -85,6 +86,7 @@ def train_mlp(loss, data, augmentation, widths=(32, 32), d_out=2, activation="ta
         if not np.isfinite(value) or not all(np.all(np.isfinite(g)) for g in grads):
             raise FloatingPointError(f"MLP training diverged at step {t}; lower lr (== {lr!r}).")
         opt.step(params, grads, lr)
+        report(t, steps)
         if t % record_every == 0 or t == steps:
             hist["step"].append(t)
             hist["loss"].append(value)

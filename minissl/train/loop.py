@@ -39,6 +39,7 @@ from numba import literally, njit, prange, typed
 from numba.core.errors import NumbaPerformanceWarning
 
 from .._config import CACHE, FASTMATH
+from .._progress import watch_rows
 from ..control_variate import quadratic_moment_into, subtract_control
 from ..losses.step import has_float32_step, kernel_family, linear_step, step_workspace
 from .optim import lr_at_compiled, update_compiled
@@ -148,7 +149,7 @@ def _after_step(t, value, W, b, has_bias, state, steps, lr, lr_final, cosine, ad
     return rec
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, nogil=True)  # nogil: a progress thread may watch hist_loss fill (minissl._progress)
 def run_loop(family, kernel, parallel, x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam,
              momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd, cv, Mbar, hist_W, hist_b,
              hist_loss, hist_gn):
@@ -318,7 +319,7 @@ def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, 
     x1 = np.empty((replicates,) + x.shape, dt)
     x2 = np.empty((replicates,) + x.shape, dt)
     cv, Mbar = _control(loss, control, (x.shape[1], x.shape[1]))
-    with _quiet_compile():
+    with _quiet_compile(), watch_rows(hist_loss, record_every, steps):
         done = _call(run_loop, (0, 2), kernel_family(kernel), kernel, True, x, factor, _is_diagonal(factor), rng, x1, x2,
                      W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, replicates, record_every,
                         prm, *rest, cv, Mbar, hist_W, hist_b, hist_loss, hist_gn)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._progress import report
 from ..data import Dataset
 from ..losses import Loss
 from ..losses.registry import DEFAULT_LOSS
@@ -284,6 +285,7 @@ def _train(P):
         grads = [gW] if b is None else [gW, gb]
         with np.errstate(over="ignore", invalid="ignore"):
             opt.step(params, grads, lr_at(t, cfg.steps, cfg.lr, cfg.lr_schedule, cfg.lr_final))
+        report(t + 1, cfg.steps)
     timing["train_seconds"] = time.perf_counter() - t0
     return W, b, hist, snapshots, timing
 

@@ -35,7 +35,8 @@ def _learned_record(res, kwargs):
 
 
 def run_imbalance(out="minissl-figures", quick=False, seeds=None, levels=None, losses=None, scheme=None,
-                  sigma=None, d1=None, n=None, steps=None, theory_seeds=None, engine="numba", progress=True):
+                  sigma=None, d1=None, n=None, steps=None, theory_seeds=None, engine="numba", progress=True,
+                  executor=None):
     """Run the imbalance experiment; returns its report (also ``OUT/imbalance/report.json``).
 
     Parameters
@@ -59,7 +60,9 @@ def run_imbalance(out="minissl-figures", quick=False, seeds=None, levels=None, l
         Class-mean geometries over which the theory (no training) is averaged (>= seeds).
     engine : {"numba", "numpy"}
     progress : bool
-        Per-run progress lines on stderr.
+        A progress bar on stderr (when it is a terminal).
+    executor : minissl.sweep.Embedded or minissl.sweep.DaskExecutor, optional
+        Where the runs are trained (``minissl imbalance --scheduler``) [default: this process].
 
     Returns
     -------
@@ -80,7 +83,8 @@ def run_imbalance(out="minissl-figures", quick=False, seeds=None, levels=None, l
     folder = Path(out) / FIGURE
     folder.mkdir(parents=True, exist_ok=True)
     cache = RunCache(folder / "points" / ("quick" if quick else "full"), _learned_record, max_steps=s["max_steps"],
-                     max_replicates=s["max_replicates"], progress=progress, batch=4, noun="runs")
+                     max_replicates=s["max_replicates"], progress=progress, batch=4, noun="runs",
+                     executor=executor)
     t_start = time.perf_counter()
     K, d0, d1_, scheme_, lv = s["classes"], s["dim"], s["d1"], s["scheme"], s["levels"]
     C = s["sigma"] ** 2 * np.eye(d0)
