@@ -7,9 +7,11 @@ per executor (Numba kernels compiled or loaded from the cache, worker processes 
 
 * **small**: ``simulate`` beta-InfoNCE, d0 = d1 = 5, N = 256, 400 steps, 16 points (4 sigma x 4 seeds);
 * **large**: ``simulate`` beta-InfoNCE, d0 = d1 = 5, N = 2048, 60 steps, 4 points;
-* **overhead**: ``theory`` (minissl theory point), 40 points of ~1 ms of work each: wall time per
-  point is the machinery's cost per point (checking, hashing, storing, scheduling).
+* **theory**: ``theory`` (minissl theory point), 40 points of a few tens of ms each.
 
+Each workload is also run **directly** (``run_points`` on one point at a time in this process: no
+store, no executor, no batching), the baseline of the *overhead per point*: wall time per point
+of an executor minus that of the direct loop (negative where batching or parallel workers win).
 Reported: points per second (median over ``--reps``, with min-max) and the wall time per point.
 ``--load K`` runs K busy processes (``while True: pass``) beside the timings. Needs the ``dist``
 extra (``pip install -e ".[dist]"``).
@@ -31,7 +33,7 @@ WORKLOADS = {
     "small": ("simulate", {"loss": "beta", "beta": 0.5, "n": 256, "steps": 400},
               {"sigma": [0.5, 1.0, 1.5, 2.0], "seed": [0, 1, 2, 3]}),
     "large": ("simulate", {"loss": "beta", "beta": 0.5, "n": 2048, "steps": 60}, {"seed": [0, 1, 2, 3]}),
-    "overhead": ("theory", {"loss": "beta"}, {"sigma": [0.25 * k for k in range(1, 11)], "beta": [0.3, 0.5, 0.7, 0.9]}),
+    "theory": ("theory", {"loss": "beta"}, {"sigma": [0.25 * k for k in range(1, 11)], "beta": [0.3, 0.5, 0.7, 0.9]}),
 }
 
 
@@ -59,6 +61,17 @@ def time_sweep(executor, command, pts):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def time_direct(command, pts):
+    """Wall seconds of computing ``pts`` one at a time with run_points (the baseline)."""
+    from minissl.cli.points import run_points
+
+    t0 = time.perf_counter()
+    for _, o in pts:
+        [(status, _)] = run_points(command, [o])
+        assert status == "ok"
+    return time.perf_counter() - t0
+
+
 def bench(reps, workers):
     from minissl.sweep import DaskExecutor, Embedded
 
@@ -70,12 +83,18 @@ def bench(reps, workers):
     try:
         for name, (command, fixed, grid) in WORKLOADS.items():
             command, pts = _points(command, fixed, grid)
+            time_direct(command, pts)  # warm-up
+            walls = [time_direct(command, pts) for _ in range(reps)]
+            rate = [len(pts) / w for w in walls]
+            base = statistics.median(walls) / len(pts)
+            rows.append((name, "direct (baseline)", len(pts), statistics.median(rate), min(rate), max(rate), base,
+                         None))
             for ex_name, ex in executors.items():
                 time_sweep(ex, command, pts)  # warm-up: compile / load, start workers' imports
                 walls = [time_sweep(ex, command, pts) for _ in range(reps)]
                 rate = [len(pts) / w for w in walls]
-                rows.append((name, ex_name, len(pts), statistics.median(rate), min(rate), max(rate),
-                             statistics.median(walls) / len(pts)))
+                per = statistics.median(walls) / len(pts)
+                rows.append((name, ex_name, len(pts), statistics.median(rate), min(rate), max(rate), per, per - base))
     finally:
         dask.close()
     return rows, start
@@ -106,10 +125,12 @@ def main():
              + (f" --load {args.load}`, {args.load} busy background processes" if args.load else "`, idle")
              + f"; {machine()}. Medians over {args.reps} sweeps into fresh stores, after one warm-up each; "
              f"LocalCluster start-up {start:.1f} s (not in the rates).", "",
-             "| workload | executor | points | points/s (median) | min - max | wall s per point |",
-             "|---|---|---|---|---|---|"]
-    for name, ex, n, med, lo, hi, per in rows:
-        lines.append(f"| {name} | {ex} | {n} | {med:.3g} | {lo:.3g} - {hi:.3g} | {per:.3g} |")
+             "| workload | executor | points | points/s (median) | min - max | wall s per point | "
+             "overhead s per point |",
+             "|---|---|---|---|---|---|---|"]
+    for name, ex, n, med, lo, hi, per, over in rows:
+        lines.append(f"| {name} | {ex} | {n} | {med:.3g} | {lo:.3g} - {hi:.3g} | {per:.3g} | "
+                     + ("-" if over is None else f"{over:+.3g}") + " |")
     lines += ["", "Workloads: " + "; ".join(
         f"**{k}** `{c}` {f} x grid {g}" for k, (c, f, g) in WORKLOADS.items()) + "."]
     text = "\n".join(lines) + "\n"
