@@ -311,3 +311,14 @@ def test_reproduce_on_a_dask_local_cluster_gives_the_same_report(reports, tmp_pa
 
     rep = json.loads((tmp_path / "fig5-beta" / "report.json").read_text())
     assert strip(rep) == strip(reports["fig5-beta"])
+
+
+def test_fig7_panels_are_stored_and_reused(out, reports):
+    """Fig. 7's MLP panels are points of the sweep machinery: stored once, reused on a rerun."""
+    folder = out / "fig7" / "points" / "converged-quick"
+    before = _stored(folder)
+    cfg = load_settings("fig7", quick=True)
+    assert len(before) == 3 * len(cfg["figure"]["activations"])
+    again = reproduce("fig7", out=out, quick=True, progress=False)
+    assert _stored(folder) == before
+    assert again["panels"] == reports["fig7"]["panels"]

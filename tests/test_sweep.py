@@ -262,17 +262,52 @@ def test_dask_local_cluster_survives_a_killed_worker_with_the_same_numbers(tmp_p
 
 
 def test_embedded_engine_stores_each_job_as_it_finishes(tmp_path):
-    calls = []
+    calls, seen = [], []
+    store = Store(tmp_path)
 
     def fn(command, options_list):
+        seen.append(len(store))  # what is stored when this job starts
         calls.append(len(options_list))
-        return [("ok", {"v": o["x"] ** 2}) for o in options_list]
+        if options_list[0]["x"] == 4:
+            raise RuntimeError("boom")  # a job that raises: its points fail, the others are stored
+        return [("ok", {"v": o["x"] ** 2}) if o["x"] != 1 else ("again", {**o, "x": 10}) for o in options_list]
 
-    pts = [(f"k{i}", {"x": i, "g": i % 2}) for i in range(5)]
-    with Store(tmp_path) as s:
-        out = run_sweep("theory", pts, s, Embedded(1), fn, group=lambda o: o["g"])
-        assert out.computed == 5 and [s.get(f"k{i}")["result"]["v"] for i in range(5)] == [0, 1, 4, 9, 16]
-    assert sorted(calls) == [1, 2, 2]  # chunks of 2 (one thread), never mixing groups
+    pts = [(f"k{i}", {"x": i, "g": i % 2}) for i in range(6)]
+    out = run_sweep("theory", pts, store, Embedded(1), fn, group=lambda o: o["g"])
+    # jobs of at most 2 points (one thread), never mixing groups: [0, 2] [4] [1, 3] [5]
+    assert calls == [2, 1, 2, 1] and seen == [0, 2, 2, 3]
+    assert out.computed == 4 and set(out.failed) == {"k4"} and "RuntimeError: boom" in out.failed["k4"]
+    assert out.again == {"k1": {"x": 10, "g": 1}} and out.missing == 2
+    assert [store.get(f"k{i}") is not None for i in range(6)] == [True, False, True, True, False, True]
+    with pytest.raises(RuntimeError, match="boom"):
+        run_sweep("theory", pts, store, Embedded(1), fn, group=lambda o: o["g"], raise_errors=True)
+    store.close()
+
+
+def test_grid_axes_keep_their_column_and_bad_stores_are_named(tmp_path):
+    spec = tmp_path / "k.toml"
+    spec.write_text('command = "theory"\n[fixed]\nloss = "infonce"\nnormalize = true\n[grid]\nkappa = [2.0, "inf"]\n')
+    res = _sweep([str(spec), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    rows = _rows(tmp_path / "o" / "results.csv")
+    assert [r["kappa"] for r in rows] == ["2.0", "inf"]  # theory's report has its own kappa (None = limit)
+    assert [r["result.kappa"] for r in rows] == ["2.0", ""]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "sweep.sqlite").write_text("not a database")
+    (bad / "results.csv").write_text("kappa,rank,status,key\n")
+    for args in ([str(spec), "--out", str(bad)], [str(bad), "--plot", "x=kappa,y=rank"]):
+        res = CliRunner().invoke(main, ["sweep", *args])
+        assert res.exit_code == 2 and "sweep.sqlite: not usable as a sweep store" in res.output, res.output
+
+
+def test_plot_axes_are_checked_before_the_sweep(tmp_path):
+    pytest.importorskip("matplotlib")
+    spec = tmp_path / "t.toml"
+    spec.write_text('command = "theory"\n[grid]\nsigma = [1.0, 2.0]\n')
+    res = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o"), "--plot", "x=beta,y=rank"])
+    assert res.exit_code == 2 and "x == 'beta' must be a grid axis" in res.output, res.output
+    assert not (tmp_path / "o" / "sweep.sqlite").exists()
 
 
 def test_cli_scheduler_local_gives_the_embedded_numbers(tmp_path):
@@ -380,3 +415,22 @@ def test_progress_bars_write_stderr_only(capsys):
     with steps_bar(enabled=False):
         _progress.report(1, 10)
     assert capsys.readouterr() == ("", "")
+
+
+def test_cli_running_scheduler_address_gives_the_embedded_numbers(tmp_path):
+    """`--scheduler tcp://HOST:PORT`: a scheduler started beforehand (here a LocalCluster's, with
+    one worker process), as on a real cluster."""
+    distributed = pytest.importorskip("distributed")  # in the test extra: runs in CI
+    spec = tmp_path / "t.toml"
+    spec.write_text('command = "theory"\n[fixed]\nloss = "beta"\n[grid]\nsigma = [0.5, 2.0]\nbeta = [0.3, 0.7]\n')
+    emb = _sweep([str(spec), "--out", str(tmp_path / "e")])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://")
+        res = _sweep([str(spec), "--out", str(tmp_path / "d"), "--scheduler", address])
+        assert res.exit_code == 0 and "4 points: 0 stored before, 4 computed, 0 failed" in res.output, res.output
+        with distributed.Client(address) as client:  # the sweep's client has gone; the cluster has not
+            assert len(client.scheduler_info()["workers"]) == 1
+    assert _rows(tmp_path / "e" / "results.csv") == _rows(tmp_path / "d" / "results.csv")
+    assert emb.exit_code == 0

@@ -15,7 +15,7 @@ import click
 
 from .._io import jsonable
 
-__all__ = ["COMMANDS", "check", "run_points", "batch_group", "option_map", "argv"]
+__all__ = ["COMMANDS", "check", "settings", "run_points", "batch_group", "option_map", "argv"]
 
 COMMANDS = ("simulate", "theory")
 
@@ -70,6 +70,13 @@ def _prepared(command, options, prepare=True):
     ctx = cmd.make_context(name, argv(command, options), resilient_parsing=False)
     with ctx:
         return ctx, (prepare_fn(ctx, dict(ctx.params)) if prepare else ctx.params)
+
+
+def settings(command, options):
+    """Every option of ``command`` for this point as its parser reads it (defaults included,
+    values converted), JSON-ready: what a point's key is made of."""
+    _, params = _prepared(command, options, prepare=False)
+    return jsonable(dict(params))
 
 
 def check(command, options, whole=True):

@@ -54,7 +54,7 @@ def _reproduce(todo, kw, executor):
         except KeyboardInterrupt:
             where = os.path.join(out, fig, "points")
             click.echo("\ninterrupted: " + (f"finished points are saved under {where}; run the same command again "
-                                              "to resume." if fig not in ("fig1", "fig7") else
+                                              "to resume." if fig != "fig1" else
                                               f"{fig} has no saved points."),
                        err=True)
             raise SystemExit(130) from None

@@ -140,6 +140,10 @@ def simulate_cmd(**kw):
         write_json(kw["json_path"], report)
 
 
+_OPTIMIZER_DEFAULTS = {"lr": 3e-3, "steps": 3000, "optimizer": "adam", "weight_decay": 0.0}
+_SIAMESE_DEFAULTS = {"lr": 0.05, "steps": 10000, "optimizer": "sgd", "weight_decay": 0.05}
+
+
 def prepare(ctx, kw):
     """The checked settings of one run from the parsed options (no work is done).
 
@@ -157,13 +161,15 @@ def prepare(ctx, kw):
                                  param_hint="'--dim'")
     _check_applicable(ctx, loss, kw["augmentation"], kw["normalize"], kw["model"], kw["track"])
     siamese = loss in SIAMESE_METHODS
-    if not siamese:
-        O.loss_params(loss, {k: kw[k] for k in _LOSS_PARAMS})  # a parameter of another loss: refused here
-    defaults = ({"lr": 0.05, "steps": 10000, "optimizer": "sgd", "weight_decay": 0.05} if siamese else
-                {"lr": 3e-3, "steps": 3000, "optimizer": "adam", "weight_decay": 0.0})
-    for key, value in defaults.items():
+    for key, value in (_SIAMESE_DEFAULTS if siamese else _OPTIMIZER_DEFAULTS).items():
         if kw[key] is None:
             kw[key] = value
+    if not siamese:  # the library's own checks of the loss and the run's settings (cheap, no data yet)
+        from ..train import RunConfig
+
+        with library_errors(aliases={"name": "loss"}):
+            loss_obj, args = _contrastive_run(**kw)
+            RunConfig.from_kwargs(loss_obj, **args)
     return kw
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sqlite3
 
 import click
 
@@ -48,7 +48,7 @@ def sweep_cmd(spec_path, out, scheduler, workers, plot, quiet):
     
     minissl sweep DIR --plot x=sigma,y=learned_rank,hue=beta   draws from a finished sweep.
     """
-    from ..sweep import Store, results_table, run_sweep, write_csv
+    from ..sweep import Embedded, Store, results_table, run_sweep, write_csv
     from .points import batch_group, run_points
     from .sweep_spec import load_spec
 
@@ -56,30 +56,38 @@ def sweep_cmd(spec_path, out, scheduler, workers, plot, quiet):
         if plot is None:
             raise click.BadParameter(f"{spec_path!r} is a folder: give a sweep file, or a sweep's folder with "
                                      "--plot.", param_hint="'SPEC.toml'")
-        if out is not None or scheduler is not None or workers is not None:
-            raise click.BadParameter("drawing from a sweep's folder takes only --plot.", param_hint="'--out'")
+        for name, value in (("--out", out), ("--scheduler", scheduler), ("--workers", workers)):
+            if value is not None:
+                raise click.BadParameter("drawing from a sweep's folder takes only --plot.", param_hint=f"'{name}'")
         _draw(spec_path, plot)
         return
-    if out is None:
-        raise click.BadParameter("an output folder is required.", param_hint="'--out'")
     try:
         spec = load_spec(spec_path)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'SPEC.toml'") from None
+    if out is None:
+        raise click.BadParameter("an output folder is required.", param_hint="'--out'")
+    if plot is not None:  # the axes are known now; the result column only after the sweep
+        for role in ("x", "hue"):
+            if plot[role] is not None and (plot[role] not in spec.grid or (role == "hue" and plot["hue"] == plot["x"])):
+                raise click.BadParameter(f"{role} == {plot[role]!r} must be {'a' if role == 'x' else 'another'} grid "
+                                         f"axis of {spec.source}: {list(spec.grid)}.", param_hint="'--plot'")
     pts = [(spec.key(opts), values, opts) for values, opts in spec.points()]
-    with O.executor_from(scheduler, workers) as executor:
-        try:
-            store = Store(out)
-        except (ValueError, OSError, sqlite3.Error) as exc:  # a store of another schema, not a database
-            raise click.BadParameter(str(exc), param_hint="'--out'") from None
-        with store:
-            store.set_meta("spec", {"source": spec.source, "command": spec.command, "fixed": spec.fixed,
-                                    "grid": spec.grid})
+    try:
+        store = Store(out)
+    except ValueError as exc:  # a store of another schema, not a database
+        raise click.BadParameter(str(exc), param_hint="'--out'") from None
+    with store:
+        todo = len(pts) - len(store.stored(k for k, _, _ in pts))
+        # no executor (no LocalCluster, no connection) when everything is stored
+        with (O.executor_from(scheduler, workers) if todo else contextlib.nullcontext(Embedded())) as executor:
             outcome = run_sweep(spec.command, [(k, o) for k, _, o in pts], store, executor, run_points,
                                 group=batch_group, progress=False if quiet else None, desc="sweep")
-            rows = table_rows(store, pts, outcome)
-    csv_path = os.path.join(out, "results.csv")
-    write_csv(csv_path, *results_table(list(spec.grid), rows))
+        rows = table_rows(store, pts, outcome)
+        csv_path = os.path.join(out, "results.csv")
+        write_csv(csv_path, *results_table(list(spec.grid), rows))
+        store.set_meta("spec", {"source": spec.source, "command": spec.command, "fixed": spec.fixed,
+                                "grid": spec.grid})  # the grid of results.csv (what --plot reads)
     click.echo(f"{outcome.total} points: {outcome.reused} stored before, {outcome.computed} computed, "
                f"{len(outcome.failed)} failed" + (", interrupted" if outcome.interrupted else "")
                + f"; wrote {csv_path}")
@@ -87,12 +95,12 @@ def sweep_cmd(spec_path, out, scheduler, workers, plot, quiet):
         click.echo(f"interrupted: the finished points are stored in {store.path}; run the same command again "
                    "to compute the rest.", err=True)
         raise SystemExit(130)
-    if plot is not None:
+    for key, msg in list(outcome.failed.items())[:5]:
+        values = next(v for k, v, _ in pts if k == key)
+        click.echo(f"failed {values}: {msg}", err=True)
+    if plot is not None and outcome.computed + outcome.reused:
         _draw(out, plot)
     if outcome.failed:
-        for key, msg in list(outcome.failed.items())[:5]:
-            values = next(v for k, v, _ in pts if k == key)
-            click.echo(f"failed {values}: {msg}", err=True)
         raise click.ClickException(f"{len(outcome.failed)} point(s) failed (status column of {csv_path}); "
                                    "the others are stored.")
 

@@ -13,9 +13,10 @@ with the command's cross-option rules (:func:`minissl.cli.points.check`), all be
 value. Options that write files (``json``, ``track_csv``, ``track_plot``) belong to the sweep
 and are refused.
 
-Each point has a key: the SHA-256 of its command and complete option set (canonical JSON),
-what a store uses to find finished points again; changing a fixed setting changes every key,
-changing one grid value changes only the points that carry it.
+Each point has a key (:meth:`SweepSpec.key`): the SHA-256 of its command, minissl's version and
+its settings as the command's parser reads them, what a store uses to find finished points
+again; changing a fixed setting changes every key, changing one grid value changes only the
+points that carry it, and two points of one grid with the same settings are refused.
 """
 
 from __future__ import annotations
@@ -66,8 +67,14 @@ class SweepSpec:
             yield values, {**self.fixed, **values}
 
     def key(self, options):
-        """SHA-256 (hex) of the command and the complete option set of one point."""
-        blob = json.dumps({"command": self.command, "options": options}, sort_keys=True, separators=(",", ":"))
+        """SHA-256 (hex) of the command, minissl's version and the point's complete settings as the
+        command reads them (every option, defaults included, after conversion: ``sigma = 1`` and
+        ``1.0`` are one point, and so are a default left out and spelled out)."""
+        from .. import __version__
+
+        blob = json.dumps({"command": self.command, "minissl": __version__,
+                           "settings": points.settings(self.command, options)},
+                          sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def argv(self, options):
@@ -143,8 +150,13 @@ def parse_spec(data, source="<spec>"):
                 _check_value(source, section, key, v, options[key])
                 _check(command, {key: v}, f"{source}: [{section}] {key} = {v!r}", whole=False)
     spec = SweepSpec(command=command, fixed=dict(fixed), grid=checked_grid, source=source)
+    seen = {}
     for values, opts in spec.points():  # every combination, before any work
         _check(command, opts, f"{source}: point {values}")
+        twin = seen.setdefault(spec.key(opts), values)
+        if twin is not values:
+            raise ValueError(f"{source}: points {twin} and {values} are the same settings (e.g. 1 and 1.0, or a "
+                             "default spelled out); give each value once.")
     return spec
 
 

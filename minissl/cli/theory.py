@@ -152,6 +152,12 @@ def prepare_point(ctx, kw):
         raise click.BadParameter("--bias changes nothing without --normalize (translation invariance); "
                                  "add --normalize.", param_hint="'--bias'")
     kw["loss"] = _build_loss(ctx, kw)
+    if kw["augmentation"] == "structured":  # content_dims against d0: the library's check, before any work
+        from ..data import StructuredNoise
+
+        d0 = 5 if kw["variances"] is None else len(kw["variances"])
+        with library_errors():
+            StructuredNoise(1.0, kw["theta"], d0, kw["content_dims"])
     return kw
 
 

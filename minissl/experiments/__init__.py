@@ -65,7 +65,7 @@ def reproduce(figure, out="minissl-figures", quick=False, seeds=None, engine="nu
     cfg = load_settings(figure, quick=quick, protocol=protocol)  # checked: what each figure reads is there
     seeds = V.check_int("seeds", int(cfg["figure"].get("seeds", 1)) if seeds is None else seeds, lo=1)
     folder = Path(out) / figure
-    sub = folder / "points" / (protocol + ("-quick" if quick else "")) if figure not in ("fig1", "fig7") else folder
+    sub = folder / "points" / (protocol + ("-quick" if quick else "")) if figure != "fig1" else folder
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     report, markdown, draw = FIGURES[figure](cfg, _Out(folder, sub, executor), seeds, engine, protocol, progress)

@@ -15,7 +15,7 @@ from ..nonlinear import classify_regime, linear_regime, plane_probe, scale_probe
 from .common import settings_loss, write_csv
 from .fig1 import grid_rows
 
-__all__ = ["fig7_mlp", "run_nonlinear", "nonlinear_outputs"]
+__all__ = ["fig7_mlp", "run_nonlinear", "nonlinear_outputs", "panel_records"]
 
 
 def run_nonlinear(loss, data, sigma, activation, widths, steps, lr, optimizer, seed, engine, a_values, r_values,
@@ -49,28 +49,57 @@ def run_nonlinear(loss, data, sigma, activation, widths, steps, lr, optimizer, s
     return summary, curve, grid
 
 
+def panel_records(command, payloads, threads=None):
+    """Train and probe Fig. 7 panels (the job function of the sweep machinery; a Dask worker runs
+    it too): ``[("ok", {"summary", "curve", "grid"}), ...]`` for :func:`run_nonlinear`'s arguments."""
+    from .._io import jsonable
+
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    out = []
+    for p in payloads:
+        summ, curve, grid = run_nonlinear(**p)
+        out.append(("ok", jsonable({"summary": summ, "curve": curve, "grid": grid})))
+    return out
+
+
 def fig7_mlp(cfg, out, seeds, engine, protocol, progress):
+    from ..sweep import Embedded, Store, run_sweep
+    from .runs import settings_digest
+
     fig, run = cfg["figure"], cfg["run"]
     loss = settings_loss(run)
     data = gaussian_data(int(run["n"]), [float(v) for v in run["variances"]], seed=0)
     a = np.linspace(*[float(v) for v in fig["a_range"][:2]], int(fig["a_range"][2]))
     r = np.linspace(-float(fig["r_max"]), float(fig["r_max"]), int(fig["grid"]))
-    panels, rows = [], []
+    # every panel a point of the sweep machinery: stored as it finishes, resumable, --scheduler
+    points, names = [], []
     for act in fig["activations"]:
         for name, sigma in zip(("weak", "intermediate", "strong"), fig["sigmas"]):
-            summ, curve, grid = run_nonlinear(loss, data, float(sigma), act, tuple(run["widths"]), int(run["steps"]),
-                                              float(run["lr"]), run.get("optimizer", "sgd"), 0, engine, a, r,
-                                              int(fig["draws"]))
-            summ["augmentation"] = name
-            panels.append((summ, curve, grid))
-            if progress:
-                import sys
-
-                print(f"  {act} {name} (sigma={sigma}): MLP {summ['mlp_regime']}, linear theory "
-                      f"{summ['linear_regime']}", file=sys.stderr)
-            rows += [{"activation": act, "sigma": float(sigma), "kind": "scale", "a": float(ai), "r1": "", "r2": "",
-                      "loss": float(li)} for ai, li in zip(a, curve)]
-            rows += grid_rows(r, {"loss": grid}, activation=act, sigma=float(sigma), kind="plane", a="")
+            args = dict(loss=loss, data=data, sigma=float(sigma), activation=act, widths=tuple(run["widths"]),
+                        steps=int(run["steps"]), lr=float(run["lr"]), optimizer=run.get("optimizer", "sgd"),
+                        seed=0, engine=engine, a_values=a, r_values=r, draws=int(fig["draws"]))
+            digest = settings_digest({"version": "fig7/1", "run": run, "figure": fig, "activation": act,
+                                      "sigma": float(sigma), "engine": engine, "loss": repr(loss)})
+            points.append((f"{act}-{name}@{digest}", args))
+            names.append(name)
+    with Store(out / "points") as store:
+        done = run_sweep("fig7-panels", points, store, out.executor or Embedded(chunk=1), panel_records,
+                         progress=None if progress else False, desc="panels", raise_errors=True)
+        if done.interrupted:
+            raise KeyboardInterrupt
+        recs = [store.get(k)["result"] for k, _ in points]
+    panels, rows = [], []
+    for (key, args), name, rec in zip(points, names, recs):
+        summ, curve, grid = rec["summary"], np.asarray(rec["curve"]), np.asarray(rec["grid"])
+        act, sigma = args["activation"], args["sigma"]
+        summ["augmentation"] = name
+        panels.append((summ, curve, grid))
+        rows += [{"activation": act, "sigma": float(sigma), "kind": "scale", "a": float(ai), "r1": "", "r2": "",
+                  "loss": float(li)} for ai, li in zip(a, curve)]
+        rows += grid_rows(r, {"loss": grid}, activation=act, sigma=float(sigma), kind="plane", a="")
     write_csv(out / "data.csv", rows)
     summaries = [p[0] for p in panels]
     agree = sum(s["agree"] for s in summaries)

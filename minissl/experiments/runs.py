@@ -108,20 +108,24 @@ class RunCache:
         fn = functools.partial(train_records, evaluate=self.evaluate, max_steps=self.max_steps,
                                max_replicates=self.max_replicates)
         with Store(self.folder) as store:
-            out = run_sweep("simulate-runs", items, store, executor, fn, progress=None if self.progress else False,
-                            desc=self.noun, raise_errors=True)
-            if out.interrupted:
-                raise KeyboardInterrupt
+            pending = items
+            while pending:  # a round per retry level: every run is stored as soon as it is final
+                out = run_sweep("simulate-runs", pending, store, executor, fn,
+                                progress=None if self.progress else False, desc=self.noun, raise_errors=True)
+                if out.interrupted:
+                    raise KeyboardInterrupt
+                pending = list(out.again.items())
             return [store.get(k)["result"] for k, _ in items]
 
 
 def train_records(command, payloads, evaluate, max_steps=None, max_replicates=None, threads=None):
-    """Train runs with the ``converged`` protocol's retries; ``[("ok", record), ...]`` in order.
+    """Train runs once; ``[("ok", record) | ("again", payload), ...]`` in order.
 
     The job function of :meth:`RunCache.run` (module level: a Dask worker runs it too). The runs
     are trained together by :func:`minissl.simulate_batch`; a run whose convergence diagnostics
-    fail is trained again with twice the steps / replicates (within ``max_steps`` /
-    ``max_replicates``) until it passes or neither can grow. ``record`` is
+    fail comes back as ``("again", payload)`` with twice the steps / replicates (within
+    ``max_steps`` / ``max_replicates``), which :meth:`RunCache.run` trains in its next round,
+    until it passes or neither can grow. ``record`` is
     ``evaluate(result, kwargs)`` plus ``key``, ``settings_hash``, ``converged``, ``steps``,
     ``replicates`` and ``seconds`` (training wall time per run of its batch).
     """
@@ -131,27 +135,22 @@ def train_records(command, payloads, evaluate, max_steps=None, max_replicates=No
         import numba
 
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    attempt = [dict(p["kwargs"]) for p in payloads]
-    out = [None] * len(payloads)
-    todo = list(range(len(payloads)))
-    while todo:
-        t0 = time.perf_counter()
-        results = simulate_batch([attempt[i] for i in todo], warn=False)
-        seconds = (time.perf_counter() - t0) / len(todo)
-        again = []
-        for i, res in zip(todo, results):
-            steps, reps = attempt[i].get("steps", 3000), attempt[i].get("replicates", 1)
-            grow_s = bool(max_steps) and steps * 2 <= max_steps
-            grow_r = bool(max_replicates) and reps * 2 <= max_replicates
-            if not res.converged and (grow_s or grow_r):
-                attempt[i] = {**attempt[i], "steps": steps * 2 if grow_s else steps,
-                              "replicates": reps * 2 if grow_r else reps}
-                again.append(i)
-                continue
-            rec = evaluate(res, attempt[i])
-            rec.update({"key": payloads[i]["key"], "settings_hash": payloads[i]["digest"],
-                        "converged": bool(res.converged), "steps": int(res.settings["steps"]),
-                        "replicates": int(res.settings["replicates"]), "seconds": seconds})
-            out[i] = ("ok", jsonable(rec))
-        todo = again
+    t0 = time.perf_counter()
+    results = simulate_batch([p["kwargs"] for p in payloads], warn=False)
+    seconds = (time.perf_counter() - t0) / len(payloads)
+    out = []
+    for p, res in zip(payloads, results):
+        kw = p["kwargs"]
+        steps, reps = kw.get("steps", 3000), kw.get("replicates", 1)
+        grow_s = bool(max_steps) and steps * 2 <= max_steps
+        grow_r = bool(max_replicates) and reps * 2 <= max_replicates
+        if not res.converged and (grow_s or grow_r):
+            out.append(("again", {**p, "kwargs": {**kw, "steps": steps * 2 if grow_s else steps,
+                                                  "replicates": reps * 2 if grow_r else reps}}))
+            continue
+        rec = evaluate(res, kw)
+        rec.update({"key": p["key"], "settings_hash": p["digest"], "converged": bool(res.converged),
+                    "steps": int(res.settings["steps"]), "replicates": int(res.settings["replicates"]),
+                    "seconds": seconds})
+        out.append(("ok", jsonable(rec)))
     return out

@@ -44,18 +44,28 @@ class Embedded:
 
         if self._chunk:
             return self._chunk
-        return max(1, 2 * (self.workers or numba.get_num_threads()))
+        return max(1, 2 * (self._threads() if self.workers else numba.get_num_threads()))
+
+    def _threads(self):
+        import numba
+
+        return min(self.workers, numba.config.NUMBA_NUM_THREADS)  # more than Numba has: all it has
 
     def map(self, fn, jobs, on_done):
-        """``on_done(tag, fn(*args))`` for each ``(tag, args)`` of ``jobs``, in order."""
+        """``on_done(tag, fn(*args))`` for each ``(tag, args)`` of ``jobs``, in order; a job that
+        raises gives its exception as the value (KeyboardInterrupt propagates)."""
         import numba
 
         before = numba.get_num_threads()
         if self.workers:
-            numba.set_num_threads(min(self.workers, numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(self._threads())
         try:
             for tag, args in jobs:
-                on_done(tag, fn(*args))
+                try:
+                    value = fn(*args)
+                except Exception as exc:  # noqa: BLE001 - as on Dask: the runner decides (fail the points or raise)
+                    value = exc
+                on_done(tag, value)
         finally:
             numba.set_num_threads(before)
 

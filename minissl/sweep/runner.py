@@ -17,11 +17,12 @@ class SweepOutcome:
     reused: int
     computed: int = 0
     failed: dict = field(default_factory=dict)  # key -> error message
+    again: dict = field(default_factory=dict)  # key -> new options: to be computed again (not stored)
     interrupted: bool = False
 
     @property
     def missing(self):
-        """Points neither stored before nor computed now (failed or not reached)."""
+        """Points neither stored before nor computed now (failed, to run again, or not reached)."""
         return self.total - self.reused - self.computed
 
 
@@ -49,8 +50,10 @@ def run_sweep(command, points, store, executor, fn, group=None, progress=None, d
     store : minissl.sweep.Store
     executor : Embedded or DaskExecutor
     fn : callable
-        ``fn(command, options_list) -> [("ok", json_report) | ("error", message), ...]``, a
-        module-level function (Dask pickles it by reference).
+        ``fn(command, options_list) -> [("ok", json_report) | ("error", message) |
+        ("again", new_options), ...]``, a module-level function or a ``functools.partial`` of
+        one (Dask pickles it). ``"again"`` is not stored: the caller computes it again
+        (:class:`minissl.experiments.runs.RunCache`'s retries).
     group : callable, optional
         ``group(options) -> hashable``: points with equal values may share a job (trained
         together); others never do.
@@ -87,6 +90,8 @@ def run_sweep(command, points, store, executor, fn, group=None, progress=None, d
             if status == "ok":
                 store.put(key, command, opts, payload, payload.get("seconds"))
                 out.computed += 1
+            elif status == "again":  # e.g. a run to retry with more steps: the caller resubmits it
+                out.again[key] = payload
             else:
                 out.failed[key] = payload
         bar.update(len(members))

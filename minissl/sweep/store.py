@@ -39,13 +39,16 @@ class Store:
     """
 
     def __init__(self, folder):
-        from .. import __version__
-
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / STORE_NAME
-        self._version = __version__
-        self._db = sqlite3.connect(self.path, timeout=30.0)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0)
+            self._init()
+        except sqlite3.Error as exc:  # not a database, locked, read-only, ...
+            raise ValueError(f"{self.path}: not usable as a sweep store ({exc}); use another folder.") from None
+
+    def _init(self):
         with self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._db.execute("CREATE TABLE IF NOT EXISTS points (key TEXT PRIMARY KEY, command TEXT NOT NULL, "
@@ -81,10 +84,15 @@ class Store:
         return found
 
     def put(self, key, command, options, result, seconds=None):
-        """Store one finished point (one transaction; an existing key is replaced)."""
+        """Store one finished point (one transaction; an existing key is replaced). ``version`` is
+        the ``minissl_version`` of the report (the code that computed it, e.g. on a Dask worker),
+        else this process's."""
+        from .. import __version__
+
+        version = result.get("minissl_version", __version__) if isinstance(result, dict) else __version__
         row = (key, command, json.dumps(jsonable(options), sort_keys=True, default=str),
                json.dumps(jsonable(result), allow_nan=False), seconds,
-               time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), self._version)
+               time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), str(version))
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?)", row)
 

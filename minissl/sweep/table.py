@@ -4,7 +4,8 @@ The result columns come from each point's JSON report: top-level numbers, string
 as they are; a list of numbers as ``name_1 ... name_k`` (``learned_eigenvalues_1`` is the
 largest learned eigenvalue); a nested table's scalars as ``table.name``
 (``diagnostics.grad_pvalue``). ``settings`` and ``loss`` (the options again), ``track`` and
-``minissl_version`` stay in the store only. Columns appear in the order first met; a point
+``minissl_version`` stay in the store only. A report field with the name of a grid axis is
+``result.<name>`` (the axis keeps its column). Columns appear in the order first met; a point
 without a value has an empty cell. The last columns are ``status`` (``ok``, ``failed``,
 ``not run``) and ``key`` (the point's key in the store).
 """
@@ -60,7 +61,11 @@ def results_table(grid, rows):
         ``(grid_values, key, report, status)`` per point in the sweep's order; ``report`` is the
         stored JSON report or None, ``status`` ``"ok"``, ``"failed: message"`` or ``"not run"``.
     """
-    flat = [flatten(r) if r is not None else {} for _, _, r, _ in rows]
+    # a report field named like a grid axis (theory's ``kappa``, ``n``) keeps the grid's value
+    # in its column; the report's own value goes to ``result.<name>``
+    taken = set(grid) | {"status", "key"}
+    flat = [{(f"result.{c}" if c in taken else c): v for c, v in flatten(r).items()} if r is not None else {}
+            for _, _, r, _ in rows]
     columns = []
     seen = set(grid) | {"status", "key"}
     for f in flat:
