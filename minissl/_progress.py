@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["reporting", "report", "watch_rows"]
+__all__ = ["reporting", "report", "watch_rows", "in_background"]
 
 _listener = None
 
@@ -42,18 +42,26 @@ def watch_rows(hist, record_every, steps, every=0.25):
     if _listener is None:
         yield
         return
-    stop = threading.Event()
-
-    def poll():
+    def poll(stop):
         while not stop.wait(every):
             rows = int(np.count_nonzero(~np.isnan(hist)))
             report(min(steps, rows * record_every), steps)
 
-    th = threading.Thread(target=poll, daemon=True)
+    with in_background(poll):
+        yield
+    report(steps, steps)
+
+
+@contextlib.contextmanager
+def in_background(fn):
+    """Run ``fn(stop)`` in a daemon thread while the block runs; on exit set the
+    ``threading.Event`` ``stop`` and wait for ``fn`` to return (the progress watcher here, the
+    CLI's compile notice)."""
+    stop = threading.Event()
+    th = threading.Thread(target=fn, args=(stop,), daemon=True)
     th.start()
     try:
         yield
     finally:
         stop.set()
         th.join()
-        report(steps, steps)

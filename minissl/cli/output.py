@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from contextlib import contextmanager
 
 import click
 
 from .._io import atomic_write_text, jsonable
+from .._progress import in_background
 
 
 def write_json(path, payload):
@@ -62,10 +62,9 @@ def compile_notice(after=2.0, every=10.0):
     minute, then cached on disk); instead of going quiet the command prints a line when it
     notices the compiler working, and a progress line every ``every`` seconds after that.
     """
-    done = threading.Event()
     t0 = time.perf_counter()
 
-    def watch():
+    def watch(done):
         said = False
         wait = after
         while not done.wait(wait):
@@ -81,10 +80,5 @@ def compile_notice(after=2.0, every=10.0):
             else:
                 wait = 0.5
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
+    with in_background(watch):
         yield
-    finally:
-        done.set()
-        watcher.join()
