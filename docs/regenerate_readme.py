@@ -8,6 +8,8 @@ marker line::
     <!-- output of: $ minissl theory --sigma 1.5 -->
     <!-- output of: minissl imbalance --out OUT --quiet -->
 
+    <!-- output of: minissl imbalance --out OUT --quiet | pinned: imbalance-quick@0123456789ab -->
+
 The command runs in a fresh process (``python -c "from minissl.cli import main; main()" ARGS``)
 and the block is replaced by its output; ``| lines: REGEX`` keeps only the lines that match
 ``REGEX`` (Python ``re.search``), a leading ``$`` also shows the command line in the block, and
@@ -15,10 +17,20 @@ an argument ``OUT`` is a fresh temporary output folder, printed back as ``OUT``.
 Wall-clock figures (``[0.5 s]``, ``compiled in 31.2 s``, ``loaded from cache in 0.2 s``) are
 the only parts that differ between machines and runs; ``--check`` ignores them.
 
+A *pinned* block (``| pinned: GOLDEN@SHA``) is a run too long for the test suite (the full
+default runs of ``minissl imbalance`` and ``minissl reproduce saddles``, minutes each). It is
+regenerated like any other block, and the marker then records the first 12 hex digits of the
+SHA-256 of ``tests/golden/GOLDEN.json``, the golden record of the same command's ``--quick``
+run. ``--check`` does not rerun it; it checks that this golden is unchanged since the block was
+written. Numbers of the command that change change its quick golden, which must then be
+re-recorded (``tests/golden/regenerate.py``), and the pinned block fails the check until it is
+regenerated from the new code. ``--full`` reruns pinned blocks too.
+
 Run from the repository root::
 
-    python docs/regenerate_readme.py            # rewrite the marked blocks
-    python docs/regenerate_readme.py --check    # exit 1 and show the differences if any block is stale
+    python docs/regenerate_readme.py                  # rewrite the marked blocks (pinned ones too)
+    python docs/regenerate_readme.py --check          # exit 1 and show the differences if any block is stale
+    python docs/regenerate_readme.py --check --full   # ... rerunning the pinned blocks as well
 
 ``tests/test_readme_outputs.py`` runs the check for every block.
 """
@@ -44,7 +56,9 @@ def files():
     """README.md and the docs' Markdown files: the places a marked block may be."""
     return [README] + sorted((ROOT / "docs").glob("*.md"))
 
-_MARKER = re.compile(r"^<!-- output of: (?P<show>\$ )?(?P<cmd>minissl [^|]*?)(?: \| lines: (?P<lines>.*?))? -->$")
+_MARKER = re.compile(r"^<!-- output of: (?P<show>\$ )?(?P<cmd>minissl [^|]*?)(?: \| lines: (?P<lines>.*?))?"
+                     r"(?: \| pinned: (?P<pin>[\w.-]+)@(?P<sha>[0-9a-f]{12}|new))? -->$")
+GOLDEN_DIR = ROOT / "tests" / "golden"
 _TIMINGS = [(re.compile(r"\[\d+(\.\d+)? s\]"), "[_ s]"),
             (re.compile(r"(compiled in|loaded from cache in) \d+(\.\d+)? s"), "_ s")]
 
@@ -58,6 +72,20 @@ class Block:
     cmd: str
     show: bool
     lines: str | None
+    pin: str | None = None
+    sha: str | None = None
+
+    def marker_line(self, sha):
+        """The marker with ``sha`` as the pinned golden's digest."""
+        return ("<!-- output of: " + ("$ " if self.show else "") + self.cmd
+                + (f" | lines: {self.lines}" if self.lines else "") + f" | pinned: {self.pin}@{sha} -->")
+
+
+def golden_sha(name):
+    """First 12 hex digits of the SHA-256 of ``tests/golden/<name>.json`` (``FileNotFoundError`` if none)."""
+    import hashlib
+
+    return hashlib.sha256((GOLDEN_DIR / f"{name}.json").read_bytes()).hexdigest()[:12]
 
 
 def blocks(text):
@@ -71,7 +99,7 @@ def blocks(text):
         if i + 1 >= len(rows) or not rows[i + 1].startswith("```"):
             raise ValueError(f"line {i + 1}: the marker must be followed by a code block")
         end = next(j for j in range(i + 2, len(rows)) if rows[j].startswith("```"))
-        out.append(Block(i, i + 2, end, m["cmd"].strip(), bool(m["show"]), m["lines"]))
+        out.append(Block(i, i + 2, end, m["cmd"].strip(), bool(m["show"]), m["lines"], m["pin"], m["sha"]))
     return out
 
 
@@ -109,6 +137,7 @@ def normalize(lines):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="compare instead of rewriting; exit 1 if any block is stale")
+    ap.add_argument("--full", action="store_true", help="with --check: rerun the pinned blocks too")
     args = ap.parse_args(argv)
     stale = total = 0
     for path in files():
@@ -117,6 +146,13 @@ def main(argv=None):
         found = blocks(text)
         total += len(found)
         for b in reversed(found):  # from the end: earlier line numbers stay valid
+            if b.pin and args.check:
+                if b.sha != golden_sha(b.pin):
+                    stale += 1
+                    print(f"{path.name}: {b.cmd}: tests/golden/{b.pin}.json changed since the block was written "
+                          f"(marker {b.sha}, now {golden_sha(b.pin)}); regenerate the block")
+                if not args.full:
+                    continue
             new = run(b)
             old = rows[b.start:b.end]
             if args.check:
@@ -126,6 +162,8 @@ def main(argv=None):
                                                                f"{path.name}: {b.cmd}", "now"))
             else:
                 rows[b.start:b.end] = new
+                if b.pin:
+                    rows[b.marker] = b.marker_line(golden_sha(b.pin))
         if found and not args.check:
             path.write_text("\n".join(rows))
     if args.check:

@@ -1,8 +1,9 @@
 """Golden tests of the ``minissl`` command line: today's numbers, pinned.
 
-Every case of ``tests/golden/cases.py`` is rerun (a ``minissl.cli:main`` subprocess on this
-checkout, outputs in ``tmp_path``) and compared with ``tests/golden/<case_id>.json``, which
-``python tests/golden/regenerate.py`` records. Comparison (``compare``):
+Every case of ``tests/golden/cases.py`` is rerun (``minissl.cli:main`` on this checkout in a
+``tests/golden/runner.py`` process shared by the cases of one test process, outputs in
+``tmp_path``) and compared with ``tests/golden/<case_id>.json``, which
+``python tests/golden/regenerate.py`` records (one fresh subprocess per case). Comparison (``compare``):
 
 * dicts: the same keys; strings, bools, ints and ``None`` exactly;
 * floats: ``|a - b| <= RTOL * max(|a|, |b|)`` (or both 0; NaN matches NaN, inf matches inf);
@@ -22,8 +23,8 @@ residual ``|g| / h_min`` is ~1e-9 on the worst-conditioned case) and by 100% in 
 result that anybody would call a change (an intended one is never below 1e-6).
 
 Fields that depend on the clock or the machine are dropped before storing and before
-comparing, by ``cases.normalize`` (the one list of what is not compared). The subprocesses
-run single-threaded unless ``MINISSL_GOLDEN_THREADS`` is set (see ``cases.subprocess_env``).
+comparing, by ``cases.normalize`` (the one list of what is not compared). The runner (and
+the recording subprocesses) run single-threaded unless ``MINISSL_GOLDEN_THREADS`` is set (see ``cases.subprocess_env``).
 
 Why a tolerance and not bit equality: the goldens pin results, not one compiler's choices.
 (Until issue 13 the Numba kernels also differed in the last bits between a process that
@@ -41,7 +42,7 @@ import re
 import numpy as np
 import pytest
 
-from golden.cases import CASES, golden_path, load_record, run_case
+from golden.cases import CASES, Runner, golden_path, load_record, run_case
 
 RTOL = 1e-8
 # absolute floors by the last key of a path (its list indices dropped): key suffix -> tolerance
@@ -193,8 +194,19 @@ def compare(expected, got, path=""):
         raise AssertionError(f"{len(errors)} mismatch(es):\n" + "\n".join(errors[:MAX_REPORTED]) + more)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_golden(case, tmp_path):
+@pytest.fixture(scope="module")
+def runner():
+    with Runner() as r:
+        yield r
+
+
+# the figure reproductions are compared with their records in tests/test_reproduce.py, whose
+# fixture runs every figure once (running them here too would train every figure twice)
+HERE = [c for c in CASES if c[2] != "reproduce"]
+
+
+@pytest.mark.parametrize("case", HERE, ids=[c[0] for c in HERE])
+def test_golden(case, tmp_path, runner):
     case_id, argv, kind = case
     path = golden_path(case_id)
     if not path.exists():
@@ -202,7 +214,7 @@ def test_golden(case, tmp_path):
     ref = load_record(path)
     assert ref["argv"] == list(argv) and ref["kind"] == kind, (
         f"{case_id}: the case changed since it was recorded ({ref['argv']} -> {list(argv)}); regenerate it")
-    got = run_case(case, tmp_path)
+    got = run_case(case, tmp_path, runner=runner)
     compare(ref["outputs"], got["outputs"])
 
 

@@ -25,13 +25,38 @@ def test_readme_has_its_command_outputs_marked():
     assert "minissl simulate" in cmds and any(c.startswith("minissl theory phase") for c in cmds), cmds
 
 
-@pytest.mark.parametrize("path, block", BLOCKS, ids=[f"{p.name}: {b.cmd}" for p, b in BLOCKS])
+RUN = [(path, b) for path, b in BLOCKS if not b.pin]
+PINNED = [(path, b) for path, b in BLOCKS if b.pin]
+
+
+@pytest.mark.parametrize("path, block", RUN, ids=[f"{p.name}: {b.cmd}" for p, b in RUN])
 def test_readme_block_is_what_the_command_prints(path, block):
     old = path.read_text().split("\n")[block.start:block.end]
     new = regen.run(block)
     assert regen.normalize(old) == regen.normalize(new), "\n".join(
         [f"{path.name} block is stale (python docs/regenerate_readme.py):"] + [f"- {a}\n+ {b}" for a, b in
                                                                             zip(old, new) if a != b])
+
+
+@pytest.mark.parametrize("path, block", PINNED, ids=[f"{p.name}: {b.cmd}" for p, b in PINNED])
+def test_pinned_block_was_written_with_todays_quick_golden(path, block):
+    """A pinned block (a full run, minutes long) is not rerun here; its numbers come from the code
+    that recorded the golden of the same command's quick run, which is unchanged since."""
+    assert block.sha == regen.golden_sha(block.pin), (
+        f"{path.name}: {block.cmd}: tests/golden/{block.pin}.json changed after the block was written; "
+        "regenerate it with python docs/regenerate_readme.py")
+    assert "--quick" not in block.cmd
+
+
+def test_pinned_marker_round_trips_and_a_changed_golden_is_stale(tmp_path, monkeypatch):
+    marker = "<!-- output of: minissl imbalance --out OUT --quiet | lines: ^(?!-> |x) | pinned: g@0123456789ab -->"
+    [b] = regen.blocks(marker + "\n```\nold\n```")
+    assert (b.cmd, b.lines, b.pin, b.sha) == ("minissl imbalance --out OUT --quiet", "^(?!-> |x)", "g",
+                                              "0123456789ab")
+    assert b.marker_line("0123456789ab") == marker
+    (tmp_path / "g.json").write_text("{}")
+    monkeypatch.setattr(regen, "GOLDEN_DIR", tmp_path)
+    assert regen.golden_sha("g") != "0123456789ab"  # the check this block would fail
 
 
 def test_normalize_drops_wall_clock_figures_only():

@@ -40,6 +40,19 @@ def test_every_figure_writes_data_report_and_settings(reports, out):
             assert (folder / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("fig", list(FIGURES))
+def test_figure_matches_its_golden_record(reports, out, fig):
+    """The quick reproduction gives the numbers of ``tests/golden/reproduce-<fig>.json``
+    (recorded by ``minissl reproduce <fig> --quick``; compared as in tests/test_golden.py)."""
+    from golden.cases import collect_outputs, golden_path, load_record
+    from test_golden import compare
+
+    case_id = f"reproduce-{fig}"
+    ref = load_record(golden_path(case_id))
+    assert ref["argv"] == ["reproduce", fig, "--quick", "--out", "{out}", "--quiet"], ref["argv"]
+    compare(ref["outputs"], collect_outputs(case_id, "reproduce", fig, {"out": str(out)}, out))
+
+
 def test_fig5_infonce_scaling_exponent(reports):
     """No collapse, and the log-log slope of the smallest eigenvalue vs sigma follows the
     closed form (-4 sigma^2 / (a + sigma^2), -3.7 over the quick range) within 25%."""
@@ -322,3 +335,42 @@ def test_fig7_panels_are_stored_and_reused(out, reports):
     again = reproduce("fig7", out=out, quick=True, progress=False)
     assert _stored(folder) == before
     assert again["panels"] == reports["fig7"]["panels"]
+
+
+def test_saddles_small_batches_stop_at_saddles_the_full_batch_does_not(reports):
+    """Quick grid (N = 64): at lr = 0.1 with B = 4 runs stop at rank-1 saddles, with the full batch
+    none does; at every saddle the expected loss curves down along the lost direction, by the Monte
+    Carlo Hessian and by the effective landscape's closed-form one (independent of each other)."""
+    r = reports["saddles"]
+    assert r["saddles_at_largest_lr_smallest_batch"] >= 1 and r["saddles_at_full_batch"] == 0, r
+    cells = [p for p in r["points"] if p["saddle"]]
+    assert cells and all(p["mean_saddle_curvature"] < 0 and p["mean_saddle_curvature_effective"] < 0
+                         for p in cells), cells
+
+
+def test_saddle_curvature_estimate_matches_the_effective_landscape_at_w_zero():
+    """At W = 0 every direction is collapsed and the expected loss's Hessian is -2B (the effective
+    landscape is exact at second order): the Monte Carlo curvature of the most negative direction
+    is -2 b_max within its standard error."""
+    from minissl import get_loss
+    from minissl.data import gaussian_data, make_augmentation
+    from minissl.experiments.saddles import collapsed_curvature
+    from minissl.landscape import effective_B
+
+    loss = get_loss("beta", beta=0.5)
+    data = gaussian_data(200, variances=[1.0, 3.0], seed=0)
+    aug = make_augmentation("isotropic", 2, sigma=0.8)
+    got = collapsed_curvature(loss, data.x, aug, np.zeros((2, 2)), threshold=1e-12, draws=16, seed=1, eps=1e-3)
+    B = effective_B(loss, data.A0, aug.covariance(data.A0), n=200, mean=data.x.mean(0))
+    want = -2.0 * np.linalg.eigvalsh(B)[-1]
+    assert got["dims"] == 4
+    assert abs(got["curvature"] - want) < 4 * got["curvature_se"] + 0.02 * abs(want), (got, want)
+
+
+def test_slowing_early_rates_and_slowing_exponent(reports):
+    """Quick run: most early rates within 10% of the linearised prediction; the learning time above
+    sigma_c falls off with an exponent near the predicted -1."""
+    r = reports["slowing"]
+    assert r["rate_points_within_10pct"] >= 0.8 * r["rate_points"] > 0, r
+    assert r["rate_median_relative_error"] < 0.05
+    assert abs(r["fitted_exponent_measured"]["above"] + 1.0) < 0.35, r["fitted_exponent_measured"]

@@ -74,6 +74,9 @@ def _percent(x, sign=True):
 @click.option("--model", type=click.Choice(["exact", "effective"]), default="exact", show_default=True,
               help="Train on the exact loss or descend the effective landscape.")
 @O.steps_option(None, show="3000; simsiam/byol 10000")
+@click.option("--batch-size", type=int, default=None, callback=O.integer(lo=2), show_default="N (full batch)",
+              help="Samples per step: a fresh random minibatch of B of the N samples every step, negatives "
+                   "within the batch.")
 @O.lr_option(None, show="3e-3; simsiam/byol 0.05",
              help="Learning rate (cosine-annealed to lr/1000 by default); lower it if a run diverges.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="cosine", show_default=True)
@@ -160,6 +163,9 @@ def prepare(ctx, kw):
         raise click.BadParameter(f"--dim == {dim} but --variances lists {variances.size} values; they must agree.",
                                  param_hint="'--dim'")
     _check_applicable(ctx, loss, kw["augmentation"], kw["normalize"], kw["model"], kw["track"])
+    if kw.get("batch_size") is not None and kw["batch_size"] > kw["n"]:
+        raise click.BadParameter(f"--batch-size == {kw['batch_size']} exceeds --n == {kw['n']} (the training "
+                                 f"samples); it must be between 2 and {kw['n']}.", param_hint="'--batch-size'")
     siamese = loss in SIAMESE_METHODS
     for key, value in (_SIAMESE_DEFAULTS if siamese else _OPTIMIZER_DEFAULTS).items():
         if kw[key] is None:
@@ -189,7 +195,7 @@ def compute(kws):
     return _contrastive_reports(kws)
 
 
-def _contrastive_run(*, loss, n, d1, variances, augmentation, sigma, theta, scale_b, model, steps, lr,
+def _contrastive_run(*, loss, n, d1, variances, augmentation, sigma, theta, scale_b, model, steps, batch_size, lr,
                      lr_schedule, optimizer, noise, replicates, seed, normalize, c, kappa, bias, weight_decay,
                      engine, dtype, track, uniformity_t, **rest):
     """(loss object, keyword arguments of :func:`minissl.simulate`) of one prepared run."""
@@ -198,7 +204,8 @@ def _contrastive_run(*, loss, n, d1, variances, augmentation, sigma, theta, scal
     params = O.loss_params(loss, {k: rest[k] for k in _LOSS_PARAMS})
     loss_obj = get_loss(loss, normalize=normalize, c=c, weight_decay=weight_decay, engine=engine, **params)
     return loss_obj, dict(n=n, variances=variances, augmentation=augmentation, sigma=sigma, theta=theta,
-                          scale_b=scale_b, d1=d1, model=model, steps=steps, lr=lr, optimizer=optimizer,
+                          scale_b=scale_b, d1=d1, model=model, steps=steps, batch_size=batch_size, lr=lr,
+                          optimizer=optimizer,
                           lr_schedule=lr_schedule, noise=noise, replicates=replicates, bias=bias, seed=seed,
                           kappa=kappa, track=track, uniformity_t=uniformity_t, dtype=np.dtype(dtype).type,
                           warn=False)
@@ -259,8 +266,8 @@ def _siamese_report(*, loss, rank_tol, n, variances, augmentation, sigma, theta,
 
 
 _SIAMESE_ONLY = ("predictor", "stop_gradient", "batchnorm", "ema", "objective", "predictor_lr", "predictor_init")
-_CONTRASTIVE_ONLY = _LOSS_PARAMS + ("model", "noise", "replicates", "normalize", "c", "kappa", "bias", "engine",
-                                    "scale_b", "dtype")
+_CONTRASTIVE_ONLY = _LOSS_PARAMS + ("model", "batch_size", "noise", "replicates", "normalize", "c", "kappa", "bias",
+                                    "engine", "scale_b", "dtype")
 
 
 def _check_applicable(ctx, loss, augmentation, normalize, model, track):
@@ -292,6 +299,7 @@ def _check_applicable(ctx, loss, augmentation, normalize, model, track):
         "kappa": (normalize, "--normalize"),
         "noise": (model == "exact", "--model exact"),
         "replicates": (model == "exact", "--model exact"),
+        "batch_size": (model == "exact", "--model exact"),
         "normalize": (spec.normalize_allowed, "the Gaussian-kernel losses (a self-normalising loss such as "
                                               f"{loss} normalises its outputs itself)"),
     })
@@ -326,7 +334,9 @@ def format_report(r):
     lines.append(f"data: N={s['n']}, d0={s['d0']} -> d1={s['d1']}, clean eigenvalues "
                  + ", ".join(f"{v:.3g}" for v in r["A0_eigenvalues"]) + f"; augmentation {aug}")
     lines.append(f"train: {s['model']} model, {s['optimizer']} lr={s['lr']:g} ({s['lr_schedule']}), "
-                 f"{s['steps']} steps, noise={s['noise']}, replicates={s['replicates']}, seed={s['seed']}"
+                 f"{s['steps']} steps"
+                 + (f", minibatch {s['batch_size']} of {s['n']}" if s.get("batch_size", s["n"]) < s["n"] else "")
+                 + f", noise={s['noise']}, replicates={s['replicates']}, seed={s['seed']}"
                  f"  [{s['train_seconds']:.1f} s]")
     how = {"compiled": "compiled in", "cache": "loaded from cache in", "loaded": "already loaded,",
            "python (JIT disabled)": "NUMBA_DISABLE_JIT=1: running as Python,"}

@@ -20,6 +20,8 @@ from .fig3 import fig3_phase
 from .fig5 import fig5_beta, fig5_infonce, fig5_weighted
 from .fig6 import fig6_normalized
 from .fig7 import fig7_mlp
+from .saddles import saddles
+from .slowing import slowing
 
 __all__ = ["FIGURES", "PROTOCOLS", "reproduce", "load_settings"]
 
@@ -31,6 +33,8 @@ FIGURES = {
     "fig1": fig1_toy,
     "fig3": fig3_phase,
     "fig7": fig7_mlp,
+    "saddles": saddles,
+    "slowing": slowing,
 }
 
 

@@ -122,7 +122,8 @@ _FIGURE_CHECKS = {
     "check_sigmas": _list(_real(lo=0.0)), "check_thetas": _list(_real(lo=0.0, hi=1.0)),
     "ridge_sigmas": _list(_real(lo=0.0)), "ridge": _real(lo=0.0, lo_open=True),
     "activations": _list(_choice(("linear",) + ACTIVATIONS)), "a_range": _grid(lo=0.0),
-    "r_max": _real(lo=0.0, lo_open=True),
+    "r_max": _real(lo=0.0, lo_open=True), "lrs": _list(_real(lo=0.0, lo_open=True)),
+    "batch_sizes": _list(_int(lo=2)), "follow_variance": _real(lo=0.0, lo_open=True), "record_every": _int(lo=1),
 }
 _THREE_SIGMAS = _list(_real(lo=0.0), count=len(REGIMES))  # weak, intermediate, strong augmentation
 
@@ -147,6 +148,8 @@ FIGURE_NEEDS = {
                    checks={"sigmas": _THREE_SIGMAS, "variances": _list(_real(lo=0.0), count=2)}),
     "fig3": _Needs(("phase_sigmas", "phase_thetas", "check_sigmas", "check_thetas", "ridge_sigmas"), ("variances",),
                    optional=("ridge",), checks={"variances": _list(_real(lo=0.0), count=2)}),
+    "slowing": _Needs(("sigmas", "follow_variance", "record_every"), ("variances", "n", "steps", "lr")),
+    "saddles": _Needs(("lrs", "batch_sizes"), ("variances", "sigma", "n", "steps")),
     "fig7": _Needs(("activations", "sigmas", "a_range", "r_max", "grid", "draws"),
                    ("variances", "n", "widths", "steps", "lr"),
                    checks={"sigmas": _THREE_SIGMAS, "variances": _list(_real(lo=0.0))}),

@@ -65,6 +65,7 @@ class RunConfig:
     d1: int | None = None
     model: str = "exact"
     steps: int = 3000
+    batch_size: int | None = None
     lr: float = 3e-3
     optimizer: str = "adam"
     momentum: float = 0.0
@@ -115,6 +116,7 @@ class RunConfig:
         put("lr_final", V.check_scalar("lr_final", lr / 1000 if self.lr_final is None else self.lr_final, lo=0.0))
         put("momentum", V.check_scalar("momentum", self.momentum, lo=0.0, hi=1.0, hi_open=True))
         put("replicates", V.check_int("replicates", self.replicates, lo=1))
+        self._check_batch_size(put)
         put("control_variate", V.check_bool("control_variate", self.control_variate))
         put("bias", V.check_bool("bias", self.bias))
         put("init_scale", V.check_scalar("init_scale", self.init_scale, lo=0.0, lo_open=True))
@@ -148,6 +150,18 @@ class RunConfig:
         self._check_data(put)
         if not isinstance(self.augmentation, (str, Augmentation)):
             raise TypeError(f"augmentation == {self.augmentation!r}, must be a name or an Augmentation.")
+
+    def _check_batch_size(self, put):
+        """``batch_size``: None (full batch) or 2..N (N checked against the data by the planner)."""
+        if self.batch_size is None:
+            return
+        put("batch_size", V.check_int("batch_size", self.batch_size, lo=2))
+        if self.model != "exact":
+            raise ValueError(f"batch_size == {self.batch_size!r} applies to model='exact'; the effective landscape "
+                             "is deterministic (it has no samples to batch).")
+        if self.control_variate:
+            raise ValueError(f"batch_size == {self.batch_size!r} cannot be combined with control_variate=True (its "
+                             "mean E[hat M] is over all N samples, not a minibatch).")
 
     def _resolve_loss(self):
         loss = self.loss

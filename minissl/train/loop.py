@@ -42,25 +42,28 @@ from .._config import CACHE, FASTMATH
 from .._progress import watch_rows
 from ..control_variate import quadratic_moment_into, subtract_control
 from ..losses.step import has_float32_step, kernel_family, linear_step, step_workspace
+from .minibatch import choose_batch_compiled
 from .optim import lr_at_compiled, update_compiled
 
 __all__ = ["run_loop", "train_linear", "train_batch", "warm_up", "n_records", "loss_args", "loop_dtype"]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _draw_views(x, factor, diag, rng, x1, x2, x1T, x2T):
-    """``x1 = x + F xi1``, ``x2 = x + F xi2`` (``F`` diagonal when ``diag``), and transposes.
+def _draw_views(x, rows, factor, diag, rng, x1, x2, x1T, x2T):
+    """``x1[i] = x[rows[i]] + F xi1``, ``x2[i] = x[rows[i]] + F xi2`` (``F`` diagonal when ``diag``),
+    and their transposes.
 
     ``xi`` is drawn from the NumPy Generator ``rng`` in the order of
-    :meth:`minissl.data.GaussianNoise.sample` (row-major, first view then second), so the
-    compiled loop sees exactly the noise of the Python loop for the same seed.
+    :meth:`minissl.data.GaussianNoise.sample` on ``x[rows]`` (row-major, first view then
+    second), so the compiled loop sees exactly the noise of the Python loop for the same seed.
     """
-    n, d0 = x.shape
+    d0 = x.shape[1]
     xi = np.empty(d0)
     for v in range(2):
         out = x1 if v == 0 else x2
         outT = x1T if v == 0 else x2T
-        for i in range(n):
+        for i in range(rows.shape[0]):
+            src = rows[i]
             for q in range(d0):
                 xi[q] = rng.standard_normal()
             for q in range(d0):
@@ -70,29 +73,54 @@ def _draw_views(x, factor, diag, rng, x1, x2, x1T, x2T):
                     e = 0.0
                     for r in range(d0):
                         e += factor[q, r] * xi[r]
-                val = x[i, q] + e
+                val = x[src, q] + e
                 out[i, q] = val
                 outT[q, i] = val
 
 
 @njit(cache=CACHE)
-def _redraw(x, factor, diag, rng, x1, x2, x1T, x2T, reps):
+def _redraw(x, rows, factor, diag, rng, x1, x2, x1T, x2T, reps):
     for r in range(reps):
-        _draw_views(x, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
+        _draw_views(x, rows, factor, diag, rng, x1[r], x2[r], x1T[r], x2T[r])
 
 
 @njit(cache=CACHE)
-def _buffers(n, d0, d1, reps, both, W):
-    """Transposed views, the step's workspace, the summed gradient, the optimizer moments and
-    the control variate's scratch: ``x1T, x2T, ws, (gW, gb, mW, vW, mb, vb), (Mw, s1, s2)``.
+def _gather(x1, x2, rows, xb1, xb2, xb1T, xb2T):
+    """Rows ``rows`` of the fixed views ``x1, x2`` (reps, N, d0) into the batch's views and transposes."""
+    for r in range(x1.shape[0]):
+        for i in range(rows.shape[0]):
+            for q in range(x1.shape[2]):
+                v1 = x1[r, rows[i], q]
+                v2 = x2[r, rows[i], q]
+                xb1[r, i, q] = v1
+                xb2[r, i, q] = v2
+                xb1T[r, q, i] = v1
+                xb2T[r, q, i] = v2
+
+
+@njit(cache=CACHE)
+def _buffers(n, nb, d0, d1, reps, both, W):
+    """Transposed views, the step's workspace (for ``nb`` samples), the summed gradient, the
+    optimizer moments and the control variate's scratch: ``x1T, x2T, ws, (gW, gb, mW, vW, mb,
+    vb), (Mw, s1, s2)``.
 
     Views and workspace take the dtype of ``W``; the summed gradient, the optimizer moments
     and the control variate's scratch are float64 whatever it is.
     """
     state = (np.zeros((d1, d0)), np.zeros(d1), np.zeros((d1, d0)), np.zeros((d1, d0)), np.zeros(d1),
              np.zeros(d1))
-    return (np.empty((reps, d0, n), W.dtype), np.empty((reps, d0, n), W.dtype), step_workspace(n, d0, d1, both, W),
+    return (np.empty((reps, d0, n), W.dtype), np.empty((reps, d0, n), W.dtype), step_workspace(nb, d0, d1, both, W),
             state, (np.empty((d0, d0)), np.empty(d0), np.empty(d0)))
+
+
+@njit(cache=CACHE)
+def _batch_views(nb, x1, x2, x1T, x2T):
+    """The views one step sees: the full views themselves, or new (reps, nb, d0) buffers for a minibatch."""
+    reps, n, d0 = x1.shape
+    if nb == n:
+        return x1, x2, x1T, x2T
+    return (np.empty((reps, nb, d0), x1.dtype), np.empty((reps, nb, d0), x1.dtype),
+            np.empty((reps, d0, nb), x1.dtype), np.empty((reps, d0, nb), x1.dtype))
 
 
 @njit(cache=CACHE)
@@ -149,35 +177,54 @@ def _after_step(t, value, W, b, has_bias, state, steps, lr, lr_final, cosine, ad
     return rec
 
 
+@njit(cache=CACHE)
+def _indices(n, nb):
+    """``(0..n-1, scratch of n, first batch 0..nb-1)`` as int64 arrays."""
+    return np.arange(n), np.arange(n), np.arange(nb)
+
+
 @njit(cache=CACHE, nogil=True)  # nogil: a progress thread may watch hist_loss fill (minissl._progress)
-def run_loop(family, kernel, parallel, x, factor, diag, rng, x1, x2, W, b, has_bias, steps, lr, lr_final, cosine, adam,
-             momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd, cv, Mbar, hist_W, hist_b,
-             hist_loss, hist_gn):
+def run_loop(family, kernel, parallel, x, factor, diag, rng, x1, x2, W, b, has_bias, steps, batch, lr, lr_final,
+             cosine, adam, momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd, cv, Mbar,
+             hist_W, hist_b, hist_loss, hist_gn):
     """Train ``W`` (and ``b``) in place for ``steps`` steps; returns the steps done (fewer if diverged).
 
     ``family`` is a compile-time constant; ``family, kernel, parallel``: see :func:`linear_step`.
-    ``x1, x2`` (reps, N, d0) receive the views (with fixed noise: the views used). History
-    rows are written at steps ``0, record_every, ...`` and after the last step.
+    ``batch`` samples per step (``batch == N``: the full batch; else a minibatch drawn by
+    :func:`~minissl.train.minibatch.choose_batch_compiled` before the step's noise). ``x1, x2``
+    (reps, N, d0) receive the views of all N samples (with fixed noise: the views used).
+    History rows are written at steps ``0, record_every, ...`` and after the last step.
     """
     literally(family)
     literally(parallel)
     n, d0 = x.shape
     d1 = W.shape[0]
-    x1T, x2T, ws, state, cv_scratch = _buffers(n, d0, d1, reps, both, W)
+    x1T, x2T, ws, state, cv_scratch = _buffers(n, batch, d0, d1, reps, both, W)
+    xb1, xb2, xb1T, xb2T = _batch_views(batch, x1, x2, x1T, x2T)
+    every, perm, rows = _indices(n, batch)
+    minibatch = batch < n
     gW, gb = state[0], state[1]
     dW, db = ws[13], ws[14]
     Mw, s1, s2 = cv_scratch
     rec = np.int64(0)  # not the literal 0: one specialisation of the helpers
     for t in range(steps):
-        if t == 0 or fresh:
-            _redraw(x, factor, diag, rng, x1, x2, x1T, x2T, reps)
+        if minibatch:
+            if t == 0 and not fresh:
+                _redraw(x, every, factor, diag, rng, x1, x2, x1T, x2T, reps)
+            choose_batch_compiled(rng, perm, rows)
+            if fresh:
+                _redraw(x, rows, factor, diag, rng, xb1, xb2, xb1T, xb2T, reps)
+            else:
+                _gather(x1, x2, rows, xb1, xb2, xb1T, xb2T)
+        elif t == 0 or fresh:
+            _redraw(x, every, factor, diag, rng, x1, x2, x1T, x2T, reps)
         _zero(gW, gb)
         value = 0.0
         for r in range(reps):
-            value += linear_step(family, kernel, parallel, prm, W, b, has_bias, x1[r], x2[r], x1T[r], x2T[r], both,
-                                 normalize, c, norm_eps, wd, ws) / reps
+            value += linear_step(family, kernel, parallel, prm, W, b, has_bias, xb1[r], xb2[r], xb1T[r], xb2T[r],
+                                 both, normalize, c, norm_eps, wd, ws) / reps
             if cv:
-                quadratic_moment_into(x1[r], x2[r], prm[0], prm[1], both, Mw, s1, s2)
+                quadratic_moment_into(xb1[r], xb2[r], prm[0], prm[1], both, Mw, s1, s2)
                 subtract_control(W, Mw, Mbar, dW)
             _accumulate(gW, gb, dW, db, 1.0 / reps)
         rec = _after_step(t, value, W, b, has_bias, state, steps, lr, lr_final, cosine, adam, momentum,
@@ -189,13 +236,13 @@ def run_loop(family, kernel, parallel, x, factor, diag, rng, x1, x2, W, b, has_b
 
 
 @njit(parallel=True, cache=CACHE)
-def _run_batch(family, kernel, xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bias, steps, lr, lr_final, cosine, adam,
-               momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd, cv, Mbars, hist_W,
+def _run_batch(family, kernel, xs, factors, diag, rngs, x1s, x2s, Ws, bs, has_bias, steps, batch, lr, lr_final, cosine,
+               adam, momentum, fresh, reps, record_every, prm, both, normalize, c, norm_eps, wd, cv, Mbars, hist_W,
                hist_b, hist_loss, hist_gn, done):
     literally(family)
     for k in prange(xs.shape[0]):
         done[k] = run_loop(family, kernel, False, xs[k], factors[k], diag, rngs[np.int64(k)], x1s[k], x2s[k], Ws[k],
-                           bs[k], has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, reps,
+                           bs[k], has_bias, steps, batch, lr, lr_final, cosine, adam, momentum, fresh, reps,
                            record_every, prm, both, normalize, c, norm_eps, wd, cv, Mbars[k], hist_W[k],
                            hist_b[k], hist_loss[k], hist_gn[k])
 
@@ -279,6 +326,11 @@ def _control(loss, controls, shape):
     return True, np.ascontiguousarray(controls, dtype=np.float64)
 
 
+def _batch(batch, n):
+    """Samples per step as the loop's int64: ``n`` for the full batch."""
+    return np.int64(n if batch is None else batch)
+
+
 def _is_diagonal(factor):
     return bool(np.count_nonzero(factor - np.diag(np.diag(factor))) == 0)
 
@@ -292,13 +344,14 @@ def _quiet_compile():
 
 
 def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, momentum, fresh,
-                 replicates, rng, record_every, control=None):
+                 replicates, rng, record_every, control=None, batch=None):
     """Run one compiled training of a linear model on ``loss`` with Gaussian noise ``F xi``.
 
     ``factor`` is the noise factor ``F`` (:attr:`minissl.data.GaussianNoise.factor`), ``rng``
     a ``numpy.random.Generator`` (advanced in place, as the Python loop would), ``control``
     ``bar M`` (d0, d0) to apply the control variate of :mod:`minissl.control_variate`
-    (InfoNCE family only), or None. The loop runs in :func:`loop_dtype` (float32 for float32
+    (InfoNCE family only), or None, ``batch`` the samples per step (None: all N; fewer: a
+    minibatch, :mod:`minissl.train.minibatch`). The loop runs in :func:`loop_dtype` (float32 for float32
     data and weights of the InfoNCE family), and ``W, b, x1, x2`` come back in it.
     Returns ``(W, b, hist_W, hist_b, hist_loss, hist_gn, steps_done, (x1, x2))``; history
     rows are recorded at steps ``0, record_every, ...`` and after the last step; ``x1, x2``
@@ -321,19 +374,20 @@ def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, 
     cv, Mbar = _control(loss, control, (x.shape[1], x.shape[1]))
     with _quiet_compile(), watch_rows(hist_loss, record_every, steps):
         done = _call(run_loop, (0, 2), kernel_family(kernel), kernel, True, x, factor, _is_diagonal(factor), rng, x1, x2,
-                     W, b, has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, replicates, record_every,
-                        prm, *rest, cv, Mbar, hist_W, hist_b, hist_loss, hist_gn)
+                     W, b, has_bias, steps, _batch(batch, x.shape[0]), lr, lr_final, cosine, adam, momentum, fresh,
+                     replicates, record_every, prm, *rest, cv, Mbar, hist_W, hist_b, hist_loss, hist_gn)
     if nrec > 1:  # the row after the last step repeats the last evaluated loss
         hist_loss[-1], hist_gn[-1] = hist_loss[-2], hist_gn[-2]
     return W, (b if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, int(done), (x1, x2)
 
 
 def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, adam, momentum, fresh,
-                replicates, rngs, record_every, controls=None):
+                replicates, rngs, record_every, controls=None, batch=None):
     """Run ``K`` independent compiled trainings in parallel (one thread per run).
 
     ``xs`` (K, N, d0), ``factors`` (K, d0, d0), ``W0s`` (K, d1, d0), ``b0s`` (K, d1) or None,
-    ``rngs`` K NumPy Generators, ``controls`` (K, d0, d0) ``bar M`` of each run or None.
+    ``rngs`` K NumPy Generators, ``controls`` (K, d0, d0) ``bar M`` of each run or None,
+    ``batch`` the samples per step of every run (None: all N).
     Returns the same fields as :func:`train_linear`, stacked over runs.
     """
     kernel, prm, *rest = loss_args(loss)
@@ -356,8 +410,8 @@ def train_batch(loss, xs, factors, W0s, b0s, *, steps, lr, lr_final, cosine, ada
     cv, Mbars = _control(loss, controls, (K, d0, d0))
     with _quiet_compile():
         _call(_run_batch, (0,), kernel_family(kernel), kernel, xs, factors, diag, typed.List(rngs), x1s, x2s, Ws, bs,
-              has_bias, steps, lr, lr_final, cosine, adam, momentum, fresh, replicates, record_every, prm, *rest, cv,
-                   Mbars, hist_W, hist_b, hist_loss, hist_gn, done)
+              has_bias, steps, _batch(batch, xs.shape[1]), lr, lr_final, cosine, adam, momentum, fresh, replicates,
+              record_every, prm, *rest, cv, Mbars, hist_W, hist_b, hist_loss, hist_gn, done)
     if nrec > 1:
         hist_loss[:, -1], hist_gn[:, -1] = hist_loss[:, -2], hist_gn[:, -2]
     return Ws, (bs if has_bias else None), hist_W, hist_b, hist_loss, hist_gn, done, (x1s, x2s)

@@ -25,6 +25,7 @@ from ..data import GaussianNoise, gaussian_data, make_augmentation
 from ..landscape import effective_landscape
 from ..losses.registry import names as loss_names
 from .config import RunConfig
+from .minibatch import choose_batch
 
 __all__ = ["Plan", "plan"]
 
@@ -54,9 +55,11 @@ class Plan:
         The tracking views' stream.
     Mbar : ndarray (d0, d0) or None
         The control variate's ``E[hat M]`` when it is used.
+    batch : int
+        Samples per step: ``batch_size``, or N for full-batch training.
     grad_fn : callable
         ``grad_fn(W, b) -> (value, gW, gb)``: the training objective and its gradient (one
-        stochastic estimate with fresh noise).
+        stochastic estimate: fresh noise, and a fresh minibatch when ``batch < N``).
     compiled : bool
         Whether the run takes the compiled loop.
     fixed_views : tuple or None
@@ -77,6 +80,7 @@ class Plan:
     rng_noise: np.random.Generator
     track_seed: np.random.SeedSequence
     Mbar: np.ndarray | None
+    batch: int = 0
     grad_fn: Callable = None
     compiled: bool = False
     fixed_views: Any = field(default=None)
@@ -112,6 +116,9 @@ def plan(config):
     if isinstance(augmentation, str):
         augmentation = make_augmentation(augmentation, d0, sigma=cfg.sigma, theta=cfg.theta,
                                          content_dims=cfg.content_dims, b=cfg.scale_b)
+    if cfg.batch_size is not None and cfg.batch_size > data.n:
+        raise ValueError(f"batch_size == {cfg.batch_size} exceeds the {data.n} training samples (n); it must be "
+                         f"between 2 and {data.n}.")
     C = augmentation.covariance(data.A0)
     if C.shape != (d0, d0):
         raise ValueError(f"augmentation has dimension {C.shape[0]} but the data have d0 == {d0} features.")
@@ -122,7 +129,8 @@ def plan(config):
     gaussian = isinstance(augmentation, GaussianNoise)
     P = Plan(config=cfg, data=data, x=x, d0=d0, d1=d1, augmentation=augmentation, C=C, A0_model=A0_model,
              mean_model=mean_model, W=W, b=b, rng_noise=np.random.default_rng(noise_ss), track_seed=track_ss,
-             Mbar=_control_mean(cfg, data, C, augmentation), compiled=cfg.compiled_capable and gaussian)
+             Mbar=_control_mean(cfg, data, C, augmentation), compiled=cfg.compiled_capable and gaussian,
+             batch=data.n if cfg.batch_size is None else cfg.batch_size)
     P.grad_fn = _effective_gradient(P) if cfg.model == "effective" else _sampled_gradient(P)
     return P
 
@@ -171,13 +179,18 @@ def _sampled_gradient(P):
     loss, augmentation, x, Mbar = cfg.loss, P.augmentation, P.x, P.Mbar
     numbers = loss.infonce_numbers() if Mbar is not None else None
 
+    minibatch = P.batch < x.shape[0]
+
     def grad_fn(W, b):
+        if cfg.noise == "fixed" and P.fixed_views is None:
+            P.fixed_views = augmentation.views(x, P.rng_noise, cfg.replicates)
+        rows = choose_batch(P.rng_noise, x.shape[0], P.batch) if minibatch else None
         if cfg.noise == "fresh":
-            x1s, x2s = augmentation.views(x, P.rng_noise, cfg.replicates)
+            x1s, x2s = augmentation.views(x if rows is None else x[rows], P.rng_noise, cfg.replicates)
         else:
-            if P.fixed_views is None:
-                P.fixed_views = augmentation.views(x, P.rng_noise, cfg.replicates)
             x1s, x2s = P.fixed_views
+            if rows is not None:
+                x1s, x2s = x1s[:, rows], x2s[:, rows]
         tot_v, tot_gW, tot_gb = 0.0, np.zeros_like(W), None if b is None else np.zeros_like(b)
         for r in range(x1s.shape[0]):
             v, gW, gb = loss.value_and_grad_unchecked(W, x1s[r], x2s[r], b)

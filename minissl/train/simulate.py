@@ -1,4 +1,4 @@
-"""Full-batch training of a linear SSL model on an exact loss or on its effective landscape.
+"""Training of a linear SSL model on an exact loss (full batch or minibatches) or on its effective landscape.
 
 Noise modes
 -----------
@@ -12,6 +12,9 @@ Noise modes
     loss, the reading of Eq. (2) "for a fixed set of noises". Its Hessian at the origin
     differs from the noise-averaged one by ``O(C / sqrt(N))``, so stationary points and
     collapse thresholds differ at finite N.
+
+``batch_size=B`` (< N) trains on a fresh minibatch of B of the N samples every step
+(:mod:`minissl.train.minibatch`); negatives come from the same batch.
 
 ``replicates=R`` averages the gradient over R independent pairs of views per step
 (fresh: new each step; fixed: R pairs drawn once), which leaves the expectation
@@ -116,7 +119,7 @@ class SimulationResult:
 
 def simulate(loss=DEFAULT_LOSS, *, data=None, n=None, variances=None,
              cov=None, augmentation="isotropic", sigma=1.0, theta=0.5, content_dims=None,
-             scale_b=1.0, d1=None, model="exact", steps=3000, lr=3e-3, optimizer="adam",
+             scale_b=1.0, d1=None, model="exact", steps=3000, batch_size=None, lr=3e-3, optimizer="adam",
              momentum=0.0, lr_schedule="cosine", lr_final=None, noise="fresh",
              replicates=1, control_variate=False, bias=False, init_scale=0.1, init="gaussian", seed=0,
              record_every=None,
@@ -146,7 +149,14 @@ def simulate(loss=DEFAULT_LOSS, *, data=None, n=None, variances=None,
         Train on the exact sample-based loss or descend its effective landscape
         (deterministic; ``noise`` is then irrelevant).
     steps : int
-        Number of full-batch steps.
+        Number of training steps.
+    batch_size : int, optional
+        Samples per step: None (default) trains on the full batch of N samples; ``2 <= B <= N``
+        draws a fresh minibatch of B distinct samples every step (uniformly, without
+        replacement; :mod:`minissl.train.minibatch`), and the loss's negatives are the other
+        samples *of that batch*. Exact model only; not with ``control_variate``. With fixed
+        noise the batch is drawn from the N fixed pairs of views. ``settings["batch_size"]``
+        records B (N for the full batch).
     lr : float
         Learning rate; ``lr_schedule="cosine"`` decays it to ``lr_final`` (default lr/1000).
     optimizer : {"adam", "sgd"}
@@ -215,7 +225,7 @@ def simulate(loss=DEFAULT_LOSS, *, data=None, n=None, variances=None,
     """
     return run(RunConfig.from_kwargs(loss, data=data, n=n, variances=variances, cov=cov, augmentation=augmentation,
                                      sigma=sigma, theta=theta, content_dims=content_dims, scale_b=scale_b, d1=d1,
-                                     model=model, steps=steps, lr=lr, optimizer=optimizer, momentum=momentum,
+                                     model=model, steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
                                      lr_schedule=lr_schedule, lr_final=lr_final, noise=noise, replicates=replicates,
                                      control_variate=control_variate, bias=bias, init_scale=init_scale, init=init,
                                      seed=seed, record_every=record_every, window=window, spectral_tol=spectral_tol,
@@ -242,7 +252,7 @@ def _train(P):
             cfg.loss, P.x, P.augmentation.factor, P.W, P.b, steps=cfg.steps, lr=cfg.lr, lr_final=cfg.lr_final,
             cosine=cfg.lr_schedule == "cosine", adam=cfg.optimizer == "adam", momentum=cfg.momentum,
             fresh=cfg.noise == "fresh", replicates=cfg.replicates, rng=P.rng_noise,
-            record_every=cfg.record_every, control=P.Mbar)
+            record_every=cfg.record_every, control=P.Mbar, batch=P.batch)
         timing["train_seconds"] = time.perf_counter() - t0
         _check_done(done, P)
         if cfg.noise == "fixed":
@@ -307,8 +317,10 @@ def _finish(P, W, b, hist, snapshots, timing):
     """Convergence diagnostics and the result object of one run."""
     cfg = P.config
     ev = spectrum(W)
-    # the full gradient at the final point: check_draws stochastic estimates with fresh noise
-    draws = cfg.check_draws if cfg.model == "exact" and cfg.noise == "fresh" else 1
+    # the training gradient at the final point: check_draws stochastic estimates (fresh noise,
+    # fresh minibatches), one where it is deterministic (the effective model, fixed noise, full batch)
+    stochastic = cfg.model == "exact" and (cfg.noise == "fresh" or P.batch < P.data.n)
+    draws = cfg.check_draws if stochastic else 1
     gs = []
     for _ in range(draws):
         _, gW, gb = P.grad_fn(W, b)
@@ -351,7 +363,7 @@ def _settings(P, timing):
         "augmentation": augmentation.name, "sigma": getattr(augmentation, "sigma", None),
         "theta": getattr(augmentation, "theta", None), "model": cfg.model, "steps": cfg.steps,
         "lr": cfg.lr, "lr_schedule": cfg.lr_schedule, "optimizer": cfg.optimizer, "noise": cfg.noise,
-        "replicates": cfg.replicates, "bias": cfg.bias, "init_scale": cfg.init_scale, "init": cfg.init,
+        "replicates": cfg.replicates, "batch_size": P.batch, "bias": cfg.bias, "init_scale": cfg.init_scale, "init": cfg.init,
         "seed": cfg.seed, "control_variate": P.Mbar is not None,
         "lr_final": cfg.lr_final, "momentum": cfg.momentum, "record_every": cfg.record_every, "window": cfg.window,
         "content_dims": getattr(augmentation, "content_dims", None), "scale_b": getattr(augmentation, "b", None),
@@ -381,7 +393,7 @@ def _group_key(P):
     cfg, L = P.config, P.config.loss
     return (L.name, tuple(sorted(L.core_kwargs.items())), L.normalize, L.c, L.norm_eps, L.weight_decay,
             P.x.shape, P.x.dtype, P.d1, cfg.steps, cfg.lr, cfg.lr_final, cfg.lr_schedule, cfg.optimizer, cfg.momentum,
-            cfg.noise, cfg.replicates, cfg.record_every, P.b is not None, P.Mbar is not None)
+            cfg.noise, cfg.replicates, cfg.record_every, P.b is not None, P.Mbar is not None, P.batch)
 
 
 def simulate_batch(configs, **common):
@@ -449,7 +461,7 @@ def run_batch(configs):
             steps=c0.steps, lr=c0.lr, lr_final=c0.lr_final, cosine=c0.lr_schedule == "cosine",
             adam=c0.optimizer == "adam", momentum=c0.momentum, fresh=c0.noise == "fresh",
             replicates=c0.replicates, rngs=[plans[k].rng_noise for k in idx],
-            record_every=c0.record_every,
+            record_every=c0.record_every, batch=P0.batch,
             controls=None if P0.Mbar is None else np.stack([plans[k].Mbar for k in idx]))
         timing = {"compile_seconds": comp_s, "compile_source": comp_src,
                   "train_seconds": time.perf_counter() - t0}

@@ -11,7 +11,8 @@ Shared by ``tests/golden/regenerate.py`` (records ``tests/golden/<case_id>.json`
   ``--json`` file, or the report.json / CSV files a command writes under ``--out``.
 
 Every command runs in a fresh ``python -c "from minissl.cli import main; main()"``
-subprocess with the repository root as working directory and as the only ``PYTHONPATH``
+subprocess (the tests: one after another in a :class:`Runner` process per test process) with
+the repository root as working directory and as the only ``PYTHONPATH``
 entry, so it exercises the checkout the tests sit in, not an installed copy; with one
 thread unless ``MINISSL_GOLDEN_THREADS`` says otherwise (see ``subprocess_env``).
 
@@ -65,7 +66,7 @@ SIM_REJECTED = {("simclr", "normalize", e) for e in SIM_ENGINES}
 SIAMESE_VARIANTS = ("plain", "wd")  # --normalize / --bias are rejected for simsiam/byol
 
 THEORY_LOSSES = ("infonce", "weighted", "beta", "scl")
-FIGURES = ("fig5-infonce", "fig5-weighted", "fig5-beta", "fig6-normalized", "fig1", "fig3", "fig7")
+FIGURES = ("fig5-infonce", "fig5-weighted", "fig5-beta", "fig6-normalized", "fig1", "fig3", "fig7", "saddles", "slowing")
 
 OUTPUT_FILES = {
     "json": ("{json}",),
@@ -225,37 +226,80 @@ def _strings(obj):
         yield obj
 
 
-def run_case(case, workdir, timeout=900):
+class Runner:
+    """One ``tests/golden/runner.py`` process: runs cases one after another (``run(argv)``).
+
+    Used as a context manager; ``run`` returns a ``subprocess.CompletedProcess``-like object
+    (``returncode``, ``stdout``, ``stderr``).
+    """
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, str(GOLDEN_DIR / "runner.py")], cwd=REPO_ROOT,
+                                     env=subprocess_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+
+    def run(self, argv):
+        self.proc.stdin.write(json.dumps({"argv": list(argv)}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the golden runner died (exit code {self.proc.wait()}) running minissl {argv}")
+        reply = json.loads(line)
+        return subprocess.CompletedProcess(argv, reply["rc"], reply["stdout"], reply["stderr"])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def run_case(case, workdir, timeout=900, runner=None):
     """Run one case in ``workdir`` (an empty scratch folder) and return its record.
 
-    The record is ``{"case_id", "argv", "kind", "outputs": {file label: normalized content}}``
-    where ``argv`` keeps the placeholders and the file label is the ``OUTPUT_FILES`` entry
-    with ``{figure}`` filled in. Raises ``RuntimeError`` with the command's output when it
-    exits non-zero or a file is missing, and ``AssertionError`` if a scratch or checkout
-    path survives normalisation (then ``normalize`` needs another key).
+    ``runner``: a :class:`Runner` to run it in (default: a fresh subprocess, as
+    ``regenerate.py`` records). The record is ``{"case_id", "argv", "kind", "outputs": {file
+    label: normalized content}}`` where ``argv`` keeps the placeholders and the file label is the
+    ``OUTPUT_FILES`` entry with ``{figure}`` filled in. Raises ``RuntimeError`` with the
+    command's output when it exits non-zero or a file is missing, and ``AssertionError`` if a
+    scratch or checkout path survives normalisation (then ``normalize`` needs another key).
     """
     case_id, argv, kind = case
     workdir = Path(workdir).resolve()
     paths = {"json": str(workdir / "result.json"), "out": str(workdir / "out")}
     full = [_expand(a, paths) for a in argv]
-    proc = subprocess.run(command(full), cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True,
-                          timeout=timeout)
+    if runner is None:
+        proc = subprocess.run(command(full), cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True,
+                              timeout=timeout)
+    else:
+        proc = runner.run(full)
     if proc.returncode != 0:
         raise RuntimeError(f"{case_id}: `minissl {' '.join(full)}` exited {proc.returncode}\n"
                            f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}")
-    figure = argv[1] if kind == "reproduce" else ""
+    outputs = collect_outputs(case_id, kind, argv[1] if kind == "reproduce" else "", paths, workdir, proc.stdout)
+    return {"case_id": case_id, "argv": list(argv), "kind": kind, "outputs": outputs}
+
+
+def collect_outputs(case_id, kind, figure, paths, workdir, stdout=""):
+    """The normalized output files of a finished case: ``{file label: content}``.
+
+    ``paths``: ``{"json": the --json file, "out": the --out folder}``; ``figure`` fills the
+    ``{figure}`` of a reproduce case's labels. Raises ``RuntimeError`` for a missing file and
+    ``AssertionError`` when a scratch (``workdir``) or checkout path survives normalisation.
+    """
     outputs = {}
     for label in OUTPUT_FILES[kind]:
         label = label.replace("{figure}", figure)
         path = paths["json"] if label == "{json}" else os.path.join(paths["out"], label)
         if not os.path.isfile(path):
-            raise RuntimeError(f"{case_id}: expected output {path} is missing\n--- stdout ---\n{proc.stdout[-4000:]}")
+            raise RuntimeError(f"{case_id}: expected output {path} is missing\n--- stdout ---\n{stdout[-4000:]}")
         outputs["result.json" if label == "{json}" else label] = normalize(read_output(path))
     for s in _strings(outputs):
         for where in (str(workdir), str(REPO_ROOT)):
             assert where not in s, (f"{case_id}: the path {where!r} survives normalisation in {s!r}; "
                                     "add its key to STRIP_KEYS in tests/golden/cases.py")
-    return {"case_id": case_id, "argv": list(argv), "kind": kind, "outputs": outputs}
+    return outputs
 
 
 def golden_path(case_id):
