@@ -18,13 +18,15 @@ Wall-clock figures (``[0.5 s]``, ``compiled in 31.2 s``, ``loaded from cache in 
 the only parts that differ between machines and runs; ``--check`` ignores them.
 
 A *pinned* block (``| pinned: GOLDEN@SHA``) is a run too long for the test suite (the full
-default runs of ``minissl imbalance`` and ``minissl reproduce saddles``, minutes each). It is
-regenerated like any other block, and the marker then records the first 12 hex digits of the
-SHA-256 of ``tests/golden/GOLDEN.json``, the golden record of the same command's ``--quick``
-run. ``--check`` does not rerun it; it checks that this golden is unchanged since the block was
-written. Numbers of the command that change change its quick golden, which must then be
-re-recorded (``tests/golden/regenerate.py``), and the pinned block fails the check until it is
-regenerated from the new code. ``--full`` reruns pinned blocks too.
+default runs of ``minissl imbalance``, ``minissl reproduce saddles`` and ``slowing``, minutes
+each). It is regenerated like any other block, and the marker then records :func:`pin_digest`:
+the first 12 hex digits of a SHA-256 over the block's command, ``tests/golden/GOLDEN.json``
+(the golden record of the same command with ``--quick``, which :func:`check_pin` requires) and
+every settings file ``data/experiments/*.toml``. ``--check`` does not rerun it; it checks that
+the digest is unchanged since the block was written. A change of the command's numbers
+changes its quick golden, which must then be re-recorded (``tests/golden/regenerate.py``); a
+change of the full run's settings changes a settings file; either way the pinned block fails
+the check until it is regenerated. ``--full`` reruns pinned blocks too.
 
 Run from the repository root::
 
@@ -81,11 +83,29 @@ class Block:
                 + (f" | lines: {self.lines}" if self.lines else "") + f" | pinned: {self.pin}@{sha} -->")
 
 
-def golden_sha(name):
-    """First 12 hex digits of the SHA-256 of ``tests/golden/<name>.json`` (``FileNotFoundError`` if none)."""
+SETTINGS_DIR = ROOT / "data" / "experiments"
+
+
+def pin_digest(block):
+    """First 12 hex digits of the SHA-256 over the block's command, its pinned golden record and
+    every ``data/experiments/*.toml`` (``FileNotFoundError`` without the golden)."""
     import hashlib
 
-    return hashlib.sha256((GOLDEN_DIR / f"{name}.json").read_bytes()).hexdigest()[:12]
+    h = hashlib.sha256(block.cmd.encode() + b"\0" + (GOLDEN_DIR / f"{block.pin}.json").read_bytes())
+    for path in sorted(SETTINGS_DIR.glob("*.toml")):
+        h.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def check_pin(block):
+    """``ValueError`` unless the pinned golden records the block's command with ``--quick`` added."""
+    import json
+
+    argv = json.loads((GOLDEN_DIR / f"{block.pin}.json").read_text())["argv"]
+    mine = ["{out}" if a == "OUT" else a for a in shlex.split(block.cmd)[1:]]
+    if "--quick" not in argv or [a for a in argv if a != "--quick"] != mine:
+        raise ValueError(f"pinned golden {block.pin!r} records minissl {' '.join(argv)}, not the block's command "
+                         f"{block.cmd!r} with --quick")
 
 
 def blocks(text):
@@ -146,11 +166,13 @@ def main(argv=None):
         found = blocks(text)
         total += len(found)
         for b in reversed(found):  # from the end: earlier line numbers stay valid
+            if b.pin:
+                check_pin(b)
             if b.pin and args.check:
-                if b.sha != golden_sha(b.pin):
+                if b.sha != pin_digest(b):
                     stale += 1
-                    print(f"{path.name}: {b.cmd}: tests/golden/{b.pin}.json changed since the block was written "
-                          f"(marker {b.sha}, now {golden_sha(b.pin)}); regenerate the block")
+                    print(f"{path.name}: {b.cmd}: its quick golden or a settings file changed since the block was "
+                          f"written (marker {b.sha}, now {pin_digest(b)}); regenerate the block")
                 if not args.full:
                     continue
             new = run(b)
@@ -163,7 +185,7 @@ def main(argv=None):
             else:
                 rows[b.start:b.end] = new
                 if b.pin:
-                    rows[b.marker] = b.marker_line(golden_sha(b.pin))
+                    rows[b.marker] = b.marker_line(pin_digest(b))
         if found and not args.check:
             path.write_text("\n".join(rows))
     if args.check:

@@ -59,6 +59,23 @@ def test_times_diverge_as_one_over_b_at_the_threshold_and_saturate_at_the_quarti
     assert near == pytest.approx(t0, rel=1e-4)  # continuous at b = 0
 
 
+def test_momentum_time_is_continuous_at_b_zero():
+    """With momentum the small-b rate is 4 lr b / (1 - mu): the b = 0 limit carries the same factor."""
+    t0 = learning_times([0.0], [2.0], 0.5, 0.01, 1e-3, momentum=0.9)["steps"][0]
+    near = learning_times([-1e-9], [2.0], 0.5, 0.01, 1e-3, momentum=0.9)["steps"][0]
+    assert near == pytest.approx(t0, rel=1e-4)
+
+
+def test_overshooting_learning_rate_is_refused_and_z_zero_takes_one_step():
+    with pytest.raises(ValueError, match="lr == 2.0"):
+        learning_times([-1.0], [1.0], 1.0, 2.0, 1e-3)  # z = 1 + 2 lr b = -3: grows while flipping sign
+    with pytest.raises(ValueError, match="lr == 0.5"):
+        learning_times([-2.0], [1.0], 1.0, 0.5, 1e-3)  # z = -1: never decays
+    assert learning_times([-1.0], [1.0], 1.0, 0.5, 1e-3)["steps"][0] == 1.0  # z = 0
+    with pytest.raises(ValueError, match="u0"):
+        learning_times([0.1, 0.2], [1.0, 1.0], 1.0, 0.1, [1e-3, 1e-3, 1e-3])
+
+
 def test_stationary_eigenvalue_is_theorem_1s_minimum():
     A = np.diag([0.5, 1.0, 2.0, 3.0])
     land = Landscape(B=np.diag([-0.4, 0.1, 0.6, 1.2]), S=A + np.eye(4), k=0.75)
@@ -110,6 +127,8 @@ def test_cli_prints_and_writes_the_prediction(tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["--normalize"], "--normalize"),
     (["--theta", "0.3"], "--theta"),
+    (["--content-dims", "2"], "--content-dims"),
+    (["--lr", "5", "--sigma", "3"], "lr"),
     (["--lr", "0"], "--lr"),
     (["--momentum", "1"], "--momentum"),
     (["--eps", "1"], "--eps"),

@@ -218,6 +218,29 @@ def test_golden(case, tmp_path, runner):
     compare(ref["outputs"], got["outputs"])
 
 
+# a few cases in a fresh interpreter each, as regenerate.py records them: a state carried from one
+# case to the next inside the runner, or an import-order effect, would show up here
+FRESH = [c for c in CASES if c[0] in ("simulate-beta-plain-numba", "theory-table1")]
+
+
+@pytest.mark.parametrize("case", FRESH, ids=[c[0] for c in FRESH])
+def test_golden_in_a_fresh_subprocess(case, tmp_path):
+    ref = load_record(golden_path(case[0]))
+    compare(ref["outputs"], run_case(case, tmp_path)["outputs"])
+
+
+def test_runner_reports_a_failed_case_and_goes_on(tmp_path):
+    with Runner() as r:
+        bad = r.run(["simulate", "--steps", "0"])
+        assert bad.returncode == 2 and "--steps" in bad.stderr, bad
+        good = r.run(["theory", "table1", "--json", str(tmp_path / "t.json")])
+        assert good.returncode == 0 and (tmp_path / "t.json").stat().st_size > 0, good
+        r.proc.kill()  # a dead runner is restarted for the next case
+        r.proc.wait()
+        again = r.run(["theory", "table1"])
+        assert again.returncode == 0 and "Table 1" in again.stdout, again
+
+
 # ----------------------------------------------------------------------------- the comparer itself
 
 def test_compare_accepts_equal_and_tiny_differences():

@@ -39,24 +39,41 @@ def test_readme_block_is_what_the_command_prints(path, block):
 
 
 @pytest.mark.parametrize("path, block", PINNED, ids=[f"{p.name}: {b.cmd}" for p, b in PINNED])
-def test_pinned_block_was_written_with_todays_quick_golden(path, block):
+def test_pinned_block_was_written_with_todays_quick_golden_and_settings(path, block):
     """A pinned block (a full run, minutes long) is not rerun here; its numbers come from the code
-    that recorded the golden of the same command's quick run, which is unchanged since."""
-    assert block.sha == regen.golden_sha(block.pin), (
-        f"{path.name}: {block.cmd}: tests/golden/{block.pin}.json changed after the block was written; "
-        "regenerate it with python docs/regenerate_readme.py")
-    assert "--quick" not in block.cmd
+    that recorded the golden of the same command's quick run and from today's settings files."""
+    regen.check_pin(block)
+    assert block.sha == regen.pin_digest(block), (
+        f"{path.name}: {block.cmd}: tests/golden/{block.pin}.json or a settings file changed after the block was "
+        "written; regenerate it with python docs/regenerate_readme.py")
 
 
-def test_pinned_marker_round_trips_and_a_changed_golden_is_stale(tmp_path, monkeypatch):
+def test_a_pin_goes_stale_when_its_golden_or_a_settings_file_changes(tmp_path, monkeypatch):
+    import json
+
     marker = "<!-- output of: minissl imbalance --out OUT --quiet | lines: ^(?!-> |x) | pinned: g@0123456789ab -->"
     [b] = regen.blocks(marker + "\n```\nold\n```")
     assert (b.cmd, b.lines, b.pin, b.sha) == ("minissl imbalance --out OUT --quiet", "^(?!-> |x)", "g",
                                               "0123456789ab")
     assert b.marker_line("0123456789ab") == marker
-    (tmp_path / "g.json").write_text("{}")
-    monkeypatch.setattr(regen, "GOLDEN_DIR", tmp_path)
-    assert regen.golden_sha("g") != "0123456789ab"  # the check this block would fail
+    golden, settings = tmp_path / "golden", tmp_path / "settings"
+    golden.mkdir()
+    settings.mkdir()
+    (golden / "g.json").write_text(json.dumps({"argv": ["imbalance", "--quick", "--out", "{out}", "--quiet"]}))
+    (settings / "a.toml").write_text("x = 1\n")
+    monkeypatch.setattr(regen, "GOLDEN_DIR", golden)
+    monkeypatch.setattr(regen, "SETTINGS_DIR", settings)
+    regen.check_pin(b)
+    first = regen.pin_digest(b)
+    (settings / "a.toml").write_text("x = 2\n")
+    second = regen.pin_digest(b)
+    (golden / "g.json").write_text(json.dumps({"argv": ["imbalance", "--quick", "--out", "{out}", "--quiet"],
+                                               "outputs": {}}))
+    third = regen.pin_digest(b)
+    assert len({first, second, third}) == 3
+    (golden / "g.json").write_text(json.dumps({"argv": ["imbalance", "--out", "{out}"]}))
+    with pytest.raises(ValueError, match="not the block's command"):
+        regen.check_pin(b)
 
 
 def test_normalize_drops_wall_clock_figures_only():

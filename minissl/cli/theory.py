@@ -195,8 +195,10 @@ def dynamics_cmd(**kw):
     if kw["normalize"]:
         raise click.BadParameter("the dynamics are predicted for the unnormalized landscape only.",
                                  param_hint="'--normalize'")
-    if kw["augmentation"] == "isotropic" and O.given(ctx, "theta"):
-        raise click.BadParameter("--theta has no effect with --augmentation isotropic.", param_hint="'--theta'")
+    for key in ("theta", "content_dims"):
+        if kw["augmentation"] == "isotropic" and O.given(ctx, key):
+            opt = "--" + key.replace("_", "-")
+            raise click.BadParameter(f"{opt} has no effect with --augmentation isotropic.", param_hint=f"'{opt}'")
     kw["loss"] = _build_loss(ctx, kw)
     payload, text = _evaluate(lambda: _dynamics(**{k: v for k, v in kw.items() if k not in ("json_path", "kappa")}))
     click.echo(text)
@@ -212,7 +214,8 @@ def _dynamics(loss, variances, d1, augmentation, sigma, theta, content_dims, n, 
     d0 = a.size
     C_unit = np.eye(d0) if augmentation == "isotropic" else StructuredNoise(1.0, theta, d0, content_dims).C
     land = landscape_for(loss, np.diag(a), sigma**2 * C_unit, n=n, d1=d1)
-    r = dynamics(land, lr, momentum=momentum, u0=init_scale**2, eps=eps)
+    with library_errors():
+        r = dynamics(land, lr, momentum=momentum, u0=init_scale**2, eps=eps)
     aug = f"isotropic sigma={sigma:g}" if augmentation == "isotropic" else f"structured sigma={sigma:g} theta={theta:g}"
     lines = [f"minissl theory dynamics: {_title(loss)}, {aug}",
              f"SGD lr={lr:g}" + (f", momentum {momentum:g}" if momentum else "") + f"; start u0 = {init_scale**2:.3g} "

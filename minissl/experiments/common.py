@@ -148,7 +148,7 @@ FIGURE_NEEDS = {
                    checks={"sigmas": _THREE_SIGMAS, "variances": _list(_real(lo=0.0), count=2)}),
     "fig3": _Needs(("phase_sigmas", "phase_thetas", "check_sigmas", "check_thetas", "ridge_sigmas"), ("variances",),
                    optional=("ridge",), checks={"variances": _list(_real(lo=0.0), count=2)}),
-    "slowing": _Needs(("sigmas", "follow_variance", "record_every"), ("variances", "n", "steps", "lr")),
+    "slowing": _Needs(("sigmas", "follow_variance", "record_every"), ("variances", "n", "steps", "lr", "init_scale")),
     "saddles": _Needs(("lrs", "batch_sizes"), ("variances", "sigma", "n", "steps")),
     "fig7": _Needs(("activations", "sigmas", "a_range", "r_max", "grid", "draws"),
                    ("variances", "n", "widths", "steps", "lr"),

@@ -136,6 +136,9 @@ def saddle_record(res, kwargs):
 
     rec = spectrum_record(res, kwargs)
     pred = rec["predicted"]
+    if pred is None:
+        raise ValueError(f"loss {res.loss.name!r}: the theory predicts no minimum here, so a run cannot be classified "
+                         "as a saddle or a minimum.")
     threshold = RANK_RTOL * max(float(pred[0]), COLLAPSE_SCALE)
     seed = int(kwargs.get("seed", 0))
     mc = collapsed_curvature(res.loss, res.dataset.x, _augmentation(res, kwargs), res.W, threshold, seed=seed + 10**6)
@@ -148,7 +151,8 @@ def saddle_record(res, kwargs):
 def _augmentation(res, kwargs):
     from ..data import make_augmentation
 
-    return make_augmentation(kwargs.get("augmentation", "isotropic"), res.W.shape[1], sigma=kwargs["sigma"])
+    return make_augmentation(kwargs.get("augmentation", "isotropic"), res.W.shape[1], sigma=kwargs.get("sigma", 1.0),
+                             theta=kwargs.get("theta", 0.5), content_dims=kwargs.get("content_dims"))
 
 
 def saddles(cfg, out, seeds, engine, protocol, progress):
@@ -160,8 +164,8 @@ def saddles(cfg, out, seeds, engine, protocol, progress):
     base = {**simulate_kwargs(run, engine), "sigma": float(run["sigma"]), "optimizer": "sgd",
             "lr_schedule": "constant"}
     n = int(base["n"])
-    lrs = [float(v) for v in fig["lrs"]]
-    sizes = [int(v) for v in fig["batch_sizes"]]
+    lrs = sorted(float(v) for v in fig["lrs"])
+    sizes = sorted(int(v) for v in fig["batch_sizes"])
     if max(sizes) > n:
         raise ValueError(f"settings file {cfg['path']!r}: [figure] batch_sizes == {sizes} has sizes above n == {n}.")
     specs = [(f"lr{lr!r}-B{b}-seed{k}", {**base, "lr": lr, "batch_size": None if b == n else b, "seed": k})
@@ -268,6 +272,6 @@ def _verdict(total, corner, full, boundary, lrs, seeds, curv_gap):
                      "the gradient noise, whose size per step scales with lr/B.")
     if curv_gap is not None:
         parts.append(f"At the saddles the expected loss's curvature (Monte Carlo) and the effective landscape's "
-                     f"differ by {curv_gap:.0%} on average: the collapsed directions are those the landscape "
-                     "says are unstable.")
+                     f"differ by {curv_gap:.0%} on average" + (": the collapsed directions are those the landscape "
+                                                               "says are unstable." if curv_gap < 0.25 else "."))
     return " ".join(parts)

@@ -11,7 +11,7 @@ run's own ``B``, which uses the run's empirical ``A0``):
 * the early rate: the least-squares slope of ``ln u_i`` over the steps before ``u_i`` first
   reaches a tenth of its final value (growing directions) or while it is above ``e^-2`` of its
   start (decaying ones: further down, the gradient noise that the grown directions feed into a
-  decaying one sets a floor, ~1e-6 to 1e-5 here);
+  decaying one sets a floor, which ``report.md`` states);
 * the learning time: the first recorded step at which ``u_i`` is within ``eps`` of its final
   value (the mean of the last tenth of the run) or below ``eps`` of its start.
 

@@ -16,8 +16,9 @@ decoupled, ``s_i = e_i^T S e_i``, and gradient flow gives the logistic equation
     du/dt = a u - c u^2,   a = 4 lr b,  c = 8 lr k s^2,   u* = a / c = b / (2 k s^2),
 
 (``u*`` the eigenvalue of Theorem 1's minimum). :func:`learning_times` uses it with the
-discrete rate ``a = 2 ln |z|`` of the linear regime in place of ``4 lr b`` (equal to first
-order in ``lr``; ``c`` scaled alike, keeping ``u*``) and reports the steps a direction takes
+discrete rate ``a = 2 ln |z|`` of the linear regime in place of ``4 lr b`` (for small
+``lr b`` it is ``4 lr b / (1 - mu)``: momentum acts as the learning rate ``lr / (1 - mu)``;
+``c`` is scaled alike, keeping ``u*``) and reports the steps a direction takes
 
 * with ``b > 0``: from ``u0`` to within a fraction ``eps`` of ``u*``;
 * with ``b < 0``: from ``u0`` down to ``eps u0``.
@@ -25,7 +26,7 @@ order in ``lr``; ``c`` scaled alike, keeping ``u*``) and reports the steps a dir
 Both diverge like ``1 / |b|`` as ``b -> 0`` (critical slowing down at a collapse threshold) as
 long as ``|b| >> 2 k s^2 u0``, i.e. a start far below the stationary scale; closer to the
 threshold the quartic term alone relaxes ``u`` algebraically, ``u0 / (1 + c u0 t)``, and the
-time saturates at ``(1/eps - 1) / (8 lr k s^2 u0)`` (its value at ``b = 0``).
+time saturates at ``(1/eps - 1) (1 - mu) / (8 lr k s^2 u0)`` (its value at ``b = 0``).
 Since ``b`` is linear in ``sigma^2`` near a threshold ``sigma_c``, the learning time diverges
 as ``|sigma - sigma_c|^(-1)`` (exponent -1; for ``b > 0`` with a logarithmic correction,
 ``ln(u*/u0)`` with ``u* ~ b``). Adam has no linear rate (it normalises the gradient per
@@ -95,7 +96,14 @@ def learning_times(b, s, k, lr, u0, momentum=0.0, eps=0.1):
     -------
     dict of ndarray
         ``rate`` (per-step rate of the eigenvalue, ``2 ln |z|``), ``u_star`` (``b / (2 k s^2)``,
-        0 where ``b <= 0``) and ``steps`` (at ``b = 0``: the quartic's algebraic decay to ``eps u0``).
+        0 where ``b <= 0``) and ``steps`` (at ``b = 0``: the quartic's algebraic decay to ``eps u0``;
+        1 where ``z = 0``: the component vanishes in one step).
+
+    Raises
+    ------
+    ValueError
+        A decaying direction (``b < 0``) that SGD does not make decay at this ``lr``
+        (``|z| >= 1``: the step overshoots, ``lr >= (1 + mu) / |b|``), naming ``lr``.
     """
     b = V.check_array("b", b, ndim=1, dtype=np.float64)
     s = V.check_array("s", s, ndim=1, shape=b.shape, dtype=np.float64)
@@ -103,19 +111,28 @@ def learning_times(b, s, k, lr, u0, momentum=0.0, eps=0.1):
         raise ValueError(f"s == {s.tolist()}, must be positive (the quartic's diagonal).")
     k = V.check_scalar("k", k, lo=0.0, lo_open=True)
     eps = V.check_scalar("eps", eps, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    u0 = np.broadcast_to(np.asarray(u0, dtype=np.float64), b.shape)
+    try:
+        u0 = np.broadcast_to(np.asarray(u0, dtype=np.float64), b.shape)
+    except (ValueError, TypeError):
+        raise ValueError(f"u0 == {u0!r}, must be a positive number or one per direction ({b.size}).") from None
     if np.any(~(u0 > 0)) or not np.all(np.isfinite(u0)):
         raise ValueError(f"u0 == {u0.tolist()}, must be positive and finite.")
     a = 2.0 * linear_rates(b, lr, momentum)
+    mu = float(momentum)
+    bad = (b < 0) & (a >= 0)
+    if np.any(bad):
+        raise ValueError(f"lr == {lr!r}: the directions with b = {b[bad].tolist()} do not decay under SGD at this "
+                         f"learning rate (|z| >= 1, the step overshoots); use lr < {(1 + mu) / np.max(-b[bad]):.4g}.")
     nz = np.where(b != 0, b, 1.0)
     c = 2.0 * k * s**2 * a / nz  # so that u* = a / c = b / (2 k s^2), Theorem 1's eigenvalue
     u_star = np.where(b > 0, b / (2.0 * k * s**2), 0.0)
     steps = np.full(b.shape, np.inf)
     for i in range(b.size):
-        if b[i] == 0:  # du/dt = -c u^2 with c = 8 lr k s^2: u0 / (1 + c u0 t) reaches eps u0
-            steps[i] = (1.0 / eps - 1.0) / (8.0 * lr * k * s[i] ** 2 * u0[i])
+        if b[i] == 0:  # du/dt = -c u^2, c = 8 lr k s^2 / (1 - mu): u0 / (1 + c u0 t) reaches eps u0
+            steps[i] = (1.0 / eps - 1.0) * (1.0 - mu) / (8.0 * lr * k * s[i] ** 2 * u0[i])
             continue
-        if not np.isfinite(a[i]):
+        if a[i] == -np.inf:  # z = 0: gone after one step
+            steps[i] = 1.0
             continue
         if b[i] > 0:
             target = u_star[i] * ((1 - eps) if u0[i] < u_star[i] else (1 + eps))

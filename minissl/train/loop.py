@@ -355,7 +355,8 @@ def train_linear(loss, x, factor, W0, b0, *, steps, lr, lr_final, cosine, adam, 
     data and weights of the InfoNCE family), and ``W, b, x1, x2`` come back in it.
     Returns ``(W, b, hist_W, hist_b, hist_loss, hist_gn, steps_done, (x1, x2))``; history
     rows are recorded at steps ``0, record_every, ...`` and after the last step; ``x1, x2``
-    are the last views drawn (the fixed views with ``fresh=False``).
+    are the last views of all N samples drawn (the fixed views with ``fresh=False``; with
+    fresh noise and a minibatch their content is unspecified: only batches are drawn).
     """
     kernel, prm, *rest = loss_args(loss)
     dt = loop_dtype(kernel, x, W0, b0)

@@ -227,32 +227,64 @@ def _strings(obj):
 
 
 class Runner:
-    """One ``tests/golden/runner.py`` process: runs cases one after another (``run(argv)``).
+    """One ``tests/golden/runner.py`` process: runs cases one after another (``run(argv, timeout)``).
 
     Used as a context manager; ``run`` returns a ``subprocess.CompletedProcess``-like object
-    (``returncode``, ``stdout``, ``stderr``).
+    (``returncode``, ``stdout``, ``stderr``). A case that runs past ``timeout`` seconds kills the
+    runner (``RuntimeError``); a dead runner is restarted for the next case.
     """
 
     def __init__(self):
+        self.proc = None
+        self.count = 0
+
+    def _start(self):
         self.proc = subprocess.Popen([sys.executable, str(GOLDEN_DIR / "runner.py")], cwd=REPO_ROOT,
                                      env=subprocess_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
 
-    def run(self, argv):
-        self.proc.stdin.write(json.dumps({"argv": list(argv)}) + "\n")
+    def run(self, argv, timeout=900):
+        import select
+
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        self.count += 1
+        self.proc.stdin.write(json.dumps({"id": self.count, "argv": list(argv)}) + "\n")
         self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.close(kill=True)
+            raise RuntimeError(f"minissl {' '.join(argv)} ran past {timeout} s in the golden runner (killed)")
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"the golden runner died (exit code {self.proc.wait()}) running minissl {argv}")
+            code = self.proc.wait()
+            self.proc = None
+            raise RuntimeError(f"the golden runner died (exit code {code}) running minissl {' '.join(argv)}")
         reply = json.loads(line)
+        if reply.get("id") != self.count:
+            self.close(kill=True)
+            raise RuntimeError(f"the golden runner answered request {reply.get('id')} for request {self.count}")
         return subprocess.CompletedProcess(argv, reply["rc"], reply["stdout"], reply["stderr"])
+
+    def close(self, kill=False):
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+        self.close()
 
 
 def run_case(case, workdir, timeout=900, runner=None):
@@ -273,7 +305,7 @@ def run_case(case, workdir, timeout=900, runner=None):
         proc = subprocess.run(command(full), cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True,
                               timeout=timeout)
     else:
-        proc = runner.run(full)
+        proc = runner.run(full, timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{case_id}: `minissl {' '.join(full)}` exited {proc.returncode}\n"
                            f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}")
