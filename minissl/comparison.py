@@ -97,8 +97,8 @@ def _rank_against(ev, pred, rank_tol):
     return int(np.sum(np.asarray(ev) > rank_tol * ref))
 
 
-def _agreement(learned, pred, rank_tol):
-    a = eigenvalue_agreement(learned, pred, rtol=rank_tol)
+def _agreement(learned, pred, rank_tol, paired=False):
+    a = eigenvalue_agreement(learned, pred, rtol=rank_tol, paired=paired)
     return {"eigenvalue_errors": a["errors"], "max_eig_error": a["max_error"], "agreement_floor": a["floor"]}
 
 
@@ -109,26 +109,45 @@ def compare_siamese(res, rank_tol=RANK_RTOL):
     per-mode theory (``w^2 = p_+^2``, the surviving modes, the E-step optimum), the learned
     rank (0 on complete collapse) and, where the theory applies, the predicted rank and the
     agreement of :func:`compare` (``eigenvalue_errors``, ``max_eig_error``, ``agreement_floor``).
+
+    With DirectPred (:mod:`minissl.directpred`) the comparison is per eigendirection ``u_j``
+    of ``F`` (rows in descending ``s``; ``along_F`` is True): ``learned_along_F`` is
+    ``u_j^T W^T W u_j`` or, for ``scale="max"``, where ``|W|`` shrinks, its *shape*
+    (divided by the largest, averaged over the later snapshots; ``shape_rank``), beside
+    ``predicted_eigenvalues`` in the same order, and the decay factor of ``|W|`` per step
+    (``measured_decay_per_step``, ``predicted_decay_per_step``).
     """
     th = res.theory
     learned = res.eigenvalues
+    c = res.checks
+    along = "w2_along_F" in c
+    w2 = None if th is None else (th["w2"] if along else th["w2_sorted"])
     out = {
         "learned_eigenvalues": learned,
-        "predicted_eigenvalues": None if th is None or np.any(np.isnan(th["w2_sorted"])) else th["w2_sorted"],
+        "predicted_eigenvalues": None if th is None or np.any(np.isnan(w2)) else w2,
         "F_eigenvalues": np.linalg.eigvalsh(res.F)[::-1] if th is None else th["s"],
         "C_eigenvalues_along_F": None if th is None else th["c"],
         "predicted_alive": None if th is None else th["alive"],
-        "predicted_predictor": None if th is None or th["collapse"] else th["p"],
+        "predicted_predictor": None if th is None or (th["collapse"] and "decay_per_step" not in th) else th["p"],
         "predicted_collapse": None if th is None else th["collapse"],
         "estep_optimum": None if th is None else th["estep"],
         # real parts (P need not be symmetric; at the fixed point its eigenvalues are real)
         "learned_predictor_eigenvalues": np.sort(np.linalg.eigvals(res.P).real)[::-1],
         "rank_tol": rank_tol,
-        "learned_rank": 0 if res.checks["complete_collapse"] else numerical_rank(learned, rank_tol),
-        "checks": res.checks,
+        "learned_rank": 0 if c["complete_collapse"] else numerical_rank(learned, rank_tol),
+        "checks": c,
+        "along_F": along,
     }
+    if along:
+        shape = "shape_along_F" in c
+        out["learned_along_F"] = np.asarray(c["shape_along_F"] if shape else c["w2_along_F"])
+        out["learned_predictor_along_F"] = np.asarray(c["p_along_F"])
+        if shape:
+            out["shape_rank"] = numerical_rank(np.sort(out["learned_along_F"])[::-1], rank_tol)
+            out["measured_decay_per_step"] = c.get("decay_per_step")
+            out["predicted_decay_per_step"] = None if th is None else th["decay_per_step"]
     if out["predicted_eigenvalues"] is not None:
         pred = out["predicted_eigenvalues"]
         out["predicted_rank"] = int(np.sum(th["alive"]))
-        out.update(_agreement(learned, pred, rank_tol))
+        out.update(_agreement(out["learned_along_F"] if along else learned, pred, rank_tol, paired=along))
     return out

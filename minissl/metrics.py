@@ -127,7 +127,7 @@ def numerical_rank(M, rtol=RANK_RTOL):
     return int(np.sum(ev > rtol * ev[0]))
 
 
-def eigenvalue_agreement(learned, predicted, rtol=RANK_RTOL):
+def eigenvalue_agreement(learned, predicted, rtol=RANK_RTOL, paired=False):
     """Each learned eigenvalue against its own prediction: the agreement metric of every report.
 
     ``error_i = |l_i - p_i| / max(p_i, floor)`` with both spectra sorted descending and the
@@ -146,21 +146,27 @@ def eigenvalue_agreement(learned, predicted, rtol=RANK_RTOL):
         Eigenvalues (any order; sorted descending here).
     rtol : float
         Relative tolerance of the floor (default :data:`RANK_RTOL`).
+    paired : bool
+        Compare ``learned[i]`` with ``predicted[i]`` as given (values along the same
+        eigendirections) instead of sorting both.
 
     Returns
     -------
     dict
-        ``errors`` (per eigenvalue, descending order), ``max_error``, ``worst`` (the index of
-        the largest error in descending order, 0 = top) and ``floor``.
+        ``errors`` (per eigenvalue, descending order or the given one), ``max_error``,
+        ``worst`` (the index of the largest error in that order) and ``floor``.
     """
-    l = np.sort(V.check_array("learned", learned, ndim=1, dtype=np.float64))[::-1]
-    p = np.sort(V.check_array("predicted", predicted, ndim=1, dtype=np.float64))[::-1]
+    l = V.check_array("learned", learned, ndim=1, dtype=np.float64)
+    p = V.check_array("predicted", predicted, ndim=1, dtype=np.float64)
+    paired = V.check_bool("paired", paired)
+    if not paired:
+        l, p = np.sort(l)[::-1], np.sort(p)[::-1]
     if l.shape != p.shape:
         raise ValueError(f"learned has {l.size} eigenvalues and predicted {p.size}; they must have the same length.")
     if l.size == 0:
         raise ValueError("learned and predicted are empty, must have length >= 1.")
     rtol = V.check_scalar("rtol", rtol, lo=0.0)
-    floor = rtol * max(float(p[0]), COLLAPSE_SCALE)
+    floor = rtol * max(float(np.max(p)), COLLAPSE_SCALE)
     errors = np.abs(l - p) / np.maximum(p, floor)
     worst = int(np.argmax(errors))
     return {"errors": errors, "max_error": float(errors[worst]), "worst": worst, "floor": floor}

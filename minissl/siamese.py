@@ -68,6 +68,9 @@ import numpy as np
 
 from . import _validation as V
 from ._progress import report
+from .directpred import SCALES as DIRECTPRED_SCALES
+from .directpred import _predictor as _directpred_predictor
+from .directpred import directpred_theory, quadratic_root, update_correlation
 from .data import Augmentation, Dataset, gaussian_data, make_augmentation
 from .metrics import principal_angles, spectrum, trajectory
 from .train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer
@@ -109,6 +112,9 @@ def batchnorm(z, eps=1e-5):
     s = np.sqrt(((z - mu) ** 2).mean(0) + eps)
     zh = (z - mu) / s
     return zh, (zh, s)
+
+
+_batchnorm = batchnorm  # train_siamese's boolean ``batchnorm`` shadows the name
 
 
 def batchnorm_backward(g, cache):
@@ -184,8 +190,13 @@ def siamese_loss(W, P, x1, x2, *, Wt=None, predictor=True, stop_gradient=True, b
     return _siamese_loss(W, P, x1, x2, Wt, predictor, stop_gradient, batchnorm_eps, objective, weight_decay)
 
 
-def _siamese_loss(W, P, x1, x2, Wt, predictor, stop_gradient, batchnorm_eps, objective, weight_decay):
-    """:func:`siamese_loss` without argument checks (the training loop's inner call)."""
+def _siamese_loss(W, P, x1, x2, Wt, predictor, stop_gradient, batchnorm_eps, objective, weight_decay,
+                  decay_predictor=True):
+    """:func:`siamese_loss` without argument checks (the training loop's inner call).
+
+    ``decay_predictor=False`` leaves ``P`` out of the weight decay (DirectPred: ``P`` is
+    not a parameter).
+    """
     if Wt is not None and not stop_gradient:
         raise ValueError("stop_gradient=False needs the target to be the online encoder (Wt=None, SimSiam); "
                          "an EMA target is not a trained parameter.")
@@ -224,9 +235,10 @@ def _siamese_loss(W, P, x1, x2, Wt, predictor, stop_gradient, batchnorm_eps, obj
                 gt = batchnorm_backward(gt, tc)
             gW += gt.T @ xb
     if weight_decay:
-        value += 0.5 * weight_decay * (float(np.sum(W * W)) + (float(np.sum(P * P)) if predictor else 0.0))
+        decay_P = predictor and decay_predictor
+        value += 0.5 * weight_decay * (float(np.sum(W * W)) + (float(np.sum(P * P)) if decay_P else 0.0))
         gW += weight_decay * W
-        if predictor:
+        if decay_P:
             gP += weight_decay * P
     return value, gW, gP
 
@@ -306,10 +318,10 @@ def fixed_points(s, c, weight_decay=0.0):
         raise ValueError("s and c are variances and must be >= 0.")
     eta = V.check_scalar("weight_decay", weight_decay, lo=0.0)
     tot = s + c
-    disc = s * s - 4.0 * eta * tot
-    alive = (disc >= 0) & (s > 0)
+    root = quadratic_root(s, c, eta)
+    alive = ~np.isnan(root) & (s > 0)
     safe = np.where(tot > 0, tot, 1.0)
-    p = np.where(alive, (s + np.sqrt(np.maximum(disc, 0.0))) / (2.0 * safe), 0.0)
+    p = np.where(alive, root, 0.0)
     estep = np.where(tot > 0, s / safe, 0.0)
     # without weight decay w is not fixed: w^2 - p^2 / rho is conserved along the flow
     w2 = np.where(alive, p * p, 0.0) if eta > 0 else np.full_like(s, np.nan)
@@ -399,11 +411,78 @@ def _commuting_theory(F, C, eta):
     return out
 
 
+def _directpred_commuting_theory(F, C, d1, *, sgd_constant, **kw):
+    """:func:`minissl.directpred.directpred_theory` in ``F``'s eigenbasis, sorted like :func:`_commuting_theory`.
+
+    None where it does not apply: ``C`` not commuting with ``F``; ``scale="max"`` without
+    constant-lr SGD (the decay factor per step is SGD's); more surviving directions than
+    ``d1`` rows.
+    """
+    base = _commuting_theory(F, C, kw["weight_decay"])
+    if base is None or (kw["scale"] == "max" and not sgd_constant):
+        return None
+    th = directpred_theory(np.maximum(base["s"], 0.0), np.maximum(base["c"], 0.0), **kw)
+    if th is None or np.sum(th["alive"]) > d1:
+        return None
+    th.update(s=base["s"], c=base["c"], decay_without_predictor=base["decay_without_predictor"])
+    th["w2_sorted"] = np.sort(th["w2"])[::-1]
+    return th
+
+
+SHAPE_FLOOR = 1e-200
+
+
+def _along_F(F):
+    """``F``'s eigenvectors as columns, eigenvalues descending (the order of the theory's rows)."""
+    ev, U = np.linalg.eigh(F)
+    return U[:, np.argsort(ev)[::-1]]
+
+
+def _directpred_checks(history, W, P, F, W0_norm, scale):
+    """DirectPred's per-direction diagnostics in ``F``'s eigenbasis ``u_j`` (descending ``s``).
+
+    ``w2_along_F`` (``|W u_j|^2``) and ``p_along_F`` (the predictor's Rayleigh quotient along
+    the embedding of ``u_j``, ``v^T P v / |v|^2`` with ``v = W u_j``; NaN where ``v = 0``)
+    at the end; for ``scale="max"`` ``p_along_F`` is read at the last snapshot above the
+    floor below (at the end ``W`` may have underflowed to 0).
+    With ``scale="max"`` also the *shape* and the decay of ``|W|`` per step, both from the
+    later half of the snapshots where ``|W| / |W_0| > SHAPE_FLOOR`` (later ones may have
+    lost precision to underflow): ``shape_along_F`` is the mean over them of
+    ``u_j^T W^T W u_j`` divided by its largest value (the shape fluctuates with the fresh
+    noise of every step), ``decay_per_step`` is ``exp`` of the least-squares slope of
+    ``log |W|`` against the step, and ``shape_steps`` the first and last step used.
+    """
+    U = _along_F(F)
+
+    def p_along(W, P):
+        v = W @ U
+        n2 = np.sum(v * v, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n2 > 0, np.einsum("ij,ik,kj->j", v, P, v) / n2, np.nan)
+
+    out = {"w2_along_F": np.sum((W @ U) ** 2, axis=0).tolist(), "p_along_F": p_along(W, P).tolist()}
+    if scale != "max":
+        return out
+    Ws = np.asarray(history["W"])
+    norms = np.linalg.norm(Ws, axis=(1, 2))
+    ok = np.flatnonzero(norms > SHAPE_FLOOR * W0_norm)
+    half = ok[len(ok) // 2:]
+    out["p_along_F"] = p_along(Ws[half[-1]], history["P"][half[-1]]).tolist()
+    along = np.sum((Ws[half] @ U) ** 2, axis=1)
+    out["shape_steps"] = [int(history["step"][half[0]]), int(history["step"][half[-1]])]
+    out["shape_along_F"] = np.mean(along / along.max(axis=1, keepdims=True), axis=0).tolist()
+    if half.size >= 2:
+        slope = np.polyfit(history["step"][half].astype(float), np.log(norms[half]), 1)[0]
+        out["decay_per_step"] = float(np.exp(slope))
+    return out
+
+
 def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augmentation="isotropic", sigma=1.0,
                   theta=0.5, content_dims=None, d1=None, predictor=True, stop_gradient=True, batchnorm=False,
                   bn_eps=1e-5, objective="mse", ema=None, weight_decay=0.0, steps=3000, lr=0.05,
                   predictor_lr=1.0, optimizer="sgd", momentum=0.0, lr_schedule="constant", init_scale=0.5,
-                  predictor_init="small", seed=0, record_every=None, uniformity_t=2.0, alignment_alpha=2.0):
+                  predictor_init="small", directpred=False, directpred_eps=None, directpred_rho=None,
+                  directpred_scale=None, seed=0, record_every=None, uniformity_t=2.0, alignment_alpha=2.0):
     """Train linear SimSiam or BYOL (or an ablation) with fresh augmentation every step.
 
     Parameters
@@ -441,6 +520,18 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
         1``), so a predictor that starts near ``I`` lets ``w`` decay until ``P`` has
         adapted (without weight decay ``w^2 - p^2 / predictor_lr`` is conserved), and
         weak directions can collapse first.
+    directpred : bool
+        Set ``P`` every step from the eigen-decomposition of a moving average of the
+        predictor inputs' correlation instead of training it (DirectPred, Tian et al.
+        2021; :mod:`minissl.directpred`). ``predictor_lr`` and ``predictor_init`` do not
+        apply.
+    directpred_eps, directpred_rho, directpred_scale :
+        DirectPred's ``eps`` (added to every ``p_j``; default 0.1), the moving average's
+        weight on the old estimate (default 0.3), and the scale rule ``"max"`` (default;
+        ``sqrt(lambda_j / lambda_max)``, Tian et al.'s) or ``"none"`` (``sqrt(lambda_j)``).
+        Only with ``directpred=True``. The weight decay applies to ``W`` only. With the MSE objective
+        ``"max"`` collapses ``W`` in norm at a predicted rate while its shape converges;
+        ``"none"`` has a non-collapsed fixed point (``theory``).
     seed : int
         Data, initialisation, training noise and tracking views come from independent
         streams of this seed; the same seed gives the same numbers.
@@ -483,6 +574,24 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
         raise ValueError(f"momentum == {momentum!r} applies to optimizer='sgd', not 'adam'.")
     if not predictor and predictor_lr != 1.0:
         raise ValueError(f"predictor_lr == {predictor_lr!r} has no effect with predictor=False.")
+    directpred = V.check_bool("directpred", directpred)
+    given = {k: v for k, v in (("directpred_eps", directpred_eps), ("directpred_rho", directpred_rho),
+                               ("directpred_scale", directpred_scale)) if v is not None}
+    if given and not directpred:
+        k, v = next(iter(given.items()))
+        raise ValueError(f"{k} == {v!r} applies with directpred=True.")
+    directpred_eps = V.check_scalar("directpred_eps", 0.1 if directpred_eps is None else directpred_eps, lo=0.0)
+    directpred_rho = V.check_scalar("directpred_rho", 0.3 if directpred_rho is None else directpred_rho, lo=0.0,
+                                    hi=1.0, hi_open=True)
+    directpred_scale = "max" if directpred_scale is None else directpred_scale
+    V.check_choice("directpred_scale", directpred_scale, DIRECTPRED_SCALES)
+    if directpred and not predictor:
+        raise ValueError("directpred=True sets the predictor; it needs predictor=True.")
+    if directpred and predictor_lr != 1.0:
+        raise ValueError(f"predictor_lr == {predictor_lr!r} applies to a learned predictor, not directpred=True.")
+    if directpred and predictor_init != "small":
+        raise ValueError(f"predictor_init == {predictor_init!r} applies to a learned predictor, not "
+                         "directpred=True (P is set from the features at every step).")
 
     data_ss, init_ss, noise_ss, track_ss = np.random.SeedSequence(seed).spawn(4)
     if data is None:
@@ -513,7 +622,8 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
         P = np.eye(d1)
     W0_norm = float(np.linalg.norm(W))
     Wt = W.copy() if method == "byol" else None
-    params = [W, P] if predictor else [W]
+    params = [W, P] if predictor and not directpred else [W]
+    F_hat = None
     opt = make_optimizer(optimizer, params, momentum)
     scales = [1.0, predictor_lr]
     eps_bn = bn_eps if batchnorm else None
@@ -521,9 +631,15 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     t0 = time.perf_counter()
     for t in range(steps + 1):
         x1s, x2s = augmentation.views(x, rng, 1)
+        if directpred:  # P from the correlation of the predictor's inputs, before the loss
+            z1, z2 = x1s[0] @ W.T, x2s[0] @ W.T
+            if batchnorm:
+                z1, z2 = _batchnorm(z1, bn_eps)[0], _batchnorm(z2, bn_eps)[0]
+            F_hat = update_correlation(F_hat, z1, z2, directpred_rho)
+            P = _directpred_predictor(F_hat, directpred_eps, directpred_scale)
         with np.errstate(over="ignore", invalid="ignore"):
             v, gW, gP = _siamese_loss(W, P, x1s[0], x2s[0], Wt, predictor, stop_gradient, eps_bn, objective,
-                                      weight_decay)
+                                      weight_decay, not directpred)
         if not (np.isfinite(v) and np.all(np.isfinite(gW)) and np.all(np.isfinite(W))):
             raise FloatingPointError(f"training diverged at step {t} (loss == {v!r}); lower lr (== {lr!r})"
                                      + (f" or predictor_lr (== {predictor_lr!r})." if predictor else "."))
@@ -535,7 +651,7 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
             hist["spectrum"].append(spectrum(W))
         if t == steps:
             break
-        grads = [gW, gP] if predictor else [gW]
+        grads = [gW, gP] if predictor and not directpred else [gW]
         opt.step(params, grads, lr_at(t, steps, lr, lr_schedule, lr / 1000), scales)
         if Wt is not None:
             Wt *= ema
@@ -547,7 +663,12 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     tr = trajectory(history["W"], x, tx1[0], tx2[0], t=uniformity_t, alpha=alignment_alpha)
     tr["step"] = history["step"]
     theory = None
-    if objective == "mse" and not batchnorm:
+    if objective == "mse" and not batchnorm and directpred and stop_gradient:
+        theory = _directpred_commuting_theory(
+            F, C, d1, weight_decay=weight_decay, eps=directpred_eps, scale=directpred_scale, lr=lr,
+            momentum=momentum, ema=ema if method == "byol" else 0.0, rho=directpred_rho,
+            sgd_constant=optimizer == "sgd" and lr_schedule == "constant")
+    elif objective == "mse" and not batchnorm and not directpred:
         theory = _commuting_theory(F, C, weight_decay)
         if theory is not None and not (predictor and stop_gradient):
             # the ablations. P = I: dw/dt = -(c + eta) w (stop-gradient) or -(2c + eta) w (none);
@@ -587,10 +708,15 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
         checks["energy_outside_top"] = float(np.linalg.norm(W @ rest) ** 2 / np.linalg.norm(W) ** 2)
         if predictor:
             checks["predictor_gap"] = predictor_gap(P, W, F, C, Wt)
+    if directpred:
+        checks.update(_directpred_checks(history, W, P, F, W0_norm, directpred_scale))
     settings = {"method": method, "predictor": predictor, "stop_gradient": stop_gradient, "batchnorm": batchnorm,
                 "bn_eps": bn_eps, "objective": objective, "ema": ema if method == "byol" else None,
                 "weight_decay": weight_decay, "steps": steps, "lr": lr, "predictor_lr": predictor_lr,
                 "optimizer": optimizer, "momentum": momentum, "lr_schedule": lr_schedule, "init_scale": init_scale,
+                "directpred": directpred, "directpred_eps": directpred_eps if directpred else None,
+                "directpred_rho": directpred_rho if directpred else None,
+                "directpred_scale": directpred_scale if directpred else None,
                 "seed": seed, "n": data.n, "d0": d0, "d1": d1, "augmentation": augmentation.name,
                 "sigma": getattr(augmentation, "sigma", None), "theta": getattr(augmentation, "theta", None),
                 "content_dims": getattr(augmentation, "content_dims", None), "record_every": record_every,

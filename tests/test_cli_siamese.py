@@ -93,6 +93,14 @@ def test_track_plot_without_matplotlib_fails_before_any_work(tmp_path, monkeypat
     (["--loss", "simsiam", "--augmentation", "scale"], "--augmentation"),
     (["--loss", "simclr", "--temperature", "0"], "--temperature"),
     (["--loss", "byol", "--ema", "1"], "ema"),
+    (["--loss", "infonce", "--directpred"], "--directpred"),
+    (["--loss", "simsiam", "--directpred-eps", "0.2"], "--directpred-eps"),
+    (["--loss", "simsiam", "--directpred", "--predictor-lr", "2"], "--predictor-lr"),
+    (["--loss", "simsiam", "--directpred", "--predictor-init", "identity"], "--predictor-init"),
+    (["--loss", "simsiam", "--directpred", "--no-predictor"], "--directpred"),
+    (["--loss", "simsiam", "--directpred", "--directpred-rho", "1"], "--directpred-rho"),
+    (["--loss", "byol", "--directpred", "--directpred-eps", "-0.1"], "--directpred-eps"),
+    (["--loss", "byol", "--directpred", "--directpred-scale", "sum"], "--directpred-scale"),
 ])
 def test_inapplicable_or_bad_options_exit_2(args, opt):
     r = _run(args)
@@ -126,3 +134,27 @@ def test_structured_settings_recorded(tmp_path):
               "--json", str(js)])
     assert r.exit_code == 0, r.output
     assert json.loads(js.read_text())["settings"]["theta"] == 0.3
+
+
+def test_directpred_on_the_command_line_matches_the_library(tmp_path):
+    """--directpred: the JSON report is the library's run, compared per eigendirection of F."""
+    from minissl.siamese import train_siamese
+
+    out = tmp_path / "dp.json"
+    args = ["--loss", "simsiam", "--directpred", "--directpred-scale", "max", "--sigma", "1.0", "--steps", "800",
+            "--lr-schedule", "constant", "--json", str(out)]
+    r = _run(args)
+    assert r.exit_code == 0, r.output
+    assert "DirectPred predictor (eps=0.1, rho=0.3, scale max)" in r.output and "|W| shrinks per step" in r.output
+    rep = json.loads(out.read_text())
+    s = rep["settings"]
+    assert s["directpred"] and s["directpred_scale"] == "max" and s["directpred_rho"] == 0.3
+    lib = train_siamese("simsiam", directpred=True, sigma=1.0, steps=800, lr=0.05, weight_decay=0.05,
+                        lr_schedule="constant")
+    assert np.allclose(rep["learned_along_F"], lib.checks["shape_along_F"], rtol=1e-12)
+    assert rep["predicted_decay_per_step"] == pytest.approx(lib.theory["decay_per_step"], rel=1e-12)
+    assert 1 - rep["measured_decay_per_step"] == pytest.approx(1 - rep["predicted_decay_per_step"], rel=0.1)
+    assert rep["max_eig_error"] < 0.1
+    # without a constant lr the decay per step is not predicted, and the output says why
+    r = _run(args[:-6] + ["--steps", "200"])
+    assert r.exit_code == 0 and "constant-lr SGD (--lr-schedule constant)" in r.output

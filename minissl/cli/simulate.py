@@ -58,6 +58,19 @@ def _percent(x, sign=True):
               help="simsiam/byol: predictor learning rate relative to the encoder's [default: 1].")
 @click.option("--predictor-init", type=click.Choice(["small", "identity"]), default=None,
               help="simsiam/byol: P_0 small random or identity + small random [default: small].")
+@click.option("--directpred", is_flag=True, default=None,
+              help="simsiam/byol: set the predictor from the eigen-decomposition of a moving average of the "
+                   "features' correlation, p_j = sqrt(lambda_j / lambda_max) + eps (DirectPred, Tian et al. "
+                   "2021), instead of training it.")
+@click.option("--directpred-eps", type=float, default=None, callback=O.real(lo=0.0),
+              help="With --directpred: eps added to every predictor eigenvalue [default: 0.1].")
+@click.option("--directpred-rho", type=float, default=None, callback=O.real(lo=0.0, hi=1.0, hi_open=True),
+              help="With --directpred: the correlation's moving-average weight on the old estimate, in [0, 1) "
+                   "[default: 0.3].")
+@click.option("--directpred-scale", type=click.Choice(["max", "none"]), default=None,
+              help="With --directpred: p_j = sqrt(lambda_j / lambda_max) + eps (max: Tian et al.'s; with the "
+                   "mse objective |W| shrinks while its shape converges) or sqrt(lambda_j) + eps (none: a "
+                   "non-collapsed fixed point) [default: max].")
 @O.n_option(256)
 @click.option("--dim", type=int, default=None, callback=O.integer(lo=1),
               help="Input dimension d0 [default: number of --variances, else 5].")
@@ -162,7 +175,10 @@ def prepare(ctx, kw):
     elif dim is not None and dim != variances.size:
         raise click.BadParameter(f"--dim == {dim} but --variances lists {variances.size} values; they must agree.",
                                  param_hint="'--dim'")
-    _check_applicable(ctx, loss, kw["augmentation"], kw["normalize"], kw["model"], kw["track"])
+    _check_applicable(ctx, loss, kw["augmentation"], kw["normalize"], kw["model"], kw["track"], kw["directpred"])
+    if kw.get("directpred") and kw.get("predictor") is False:
+        raise click.BadParameter("--directpred sets the predictor; it cannot be combined with --no-predictor.",
+                                 param_hint="'--directpred'")
     if kw.get("batch_size") is not None and kw["batch_size"] > kw["n"]:
         raise click.BadParameter(f"--batch-size == {kw['batch_size']} exceeds --n == {kw['n']} (the training "
                                  f"samples); it must be between 2 and {kw['n']}.", param_hint="'--batch-size'")
@@ -242,7 +258,8 @@ def _contrastive_reports(kws):
 
 def _siamese_report(*, loss, rank_tol, n, variances, augmentation, sigma, theta, d1, predictor, stop_gradient,
                     batchnorm, objective, ema, weight_decay, steps, lr, predictor_lr, predictor_init, optimizer,
-                    lr_schedule, seed, uniformity_t, track, **_):
+                    lr_schedule, seed, uniformity_t, track, directpred, directpred_eps, directpred_rho,
+                    directpred_scale, **_):
     from ..comparison import compare_siamese
     from ..siamese import train_siamese
     from ..track_io import track_rows
@@ -253,7 +270,8 @@ def _siamese_report(*, loss, rank_tol, n, variances, augmentation, sigma, theta,
               batchnorm=bool(batchnorm), objective=objective or "mse", ema=ema, weight_decay=weight_decay,
               steps=steps, lr=lr, predictor_lr=1.0 if predictor_lr is None else predictor_lr,
               predictor_init=predictor_init or "small", optimizer=optimizer, lr_schedule=lr_schedule, seed=seed,
-              uniformity_t=uniformity_t)
+              uniformity_t=uniformity_t, directpred=bool(directpred), directpred_eps=directpred_eps,
+              directpred_rho=directpred_rho, directpred_scale=directpred_scale)
     with library_errors(f"N={n}; lower --n"):
         t0 = time.perf_counter()
         res = train_siamese(loss, **kw)
@@ -265,15 +283,21 @@ def _siamese_report(*, loss, rank_tol, n, variances, augmentation, sigma, theta,
     return report, res
 
 
-_SIAMESE_ONLY = ("predictor", "stop_gradient", "batchnorm", "ema", "objective", "predictor_lr", "predictor_init")
+_SIAMESE_ONLY = ("predictor", "stop_gradient", "batchnorm", "ema", "objective", "predictor_lr", "predictor_init",
+                 "directpred", "directpred_eps", "directpred_rho", "directpred_scale")
 _CONTRASTIVE_ONLY = _LOSS_PARAMS + ("model", "batch_size", "noise", "replicates", "normalize", "c", "kappa", "bias",
                                     "engine", "scale_b", "dtype")
 
 
-def _check_applicable(ctx, loss, augmentation, normalize, model, track):
+def _check_applicable(ctx, loss, augmentation, normalize, model, track, directpred=False):
     """Options given explicitly that the chosen loss / augmentation / model would ignore."""
     siamese = loss in SIAMESE_METHODS
     rules = {key: (siamese, "--loss simsiam/byol") for key in _SIAMESE_ONLY}
+    if siamese:
+        rules.update({key: (bool(directpred), "--directpred")
+                      for key in ("directpred_eps", "directpred_rho", "directpred_scale")})
+        rules.update({key: (not directpred, "a learned predictor (not --directpred)")
+                      for key in ("predictor_lr", "predictor_init")})
     rules["stop_gradient"] = (loss == "simsiam", "--loss simsiam (BYOL's EMA target has no gradient)")
     rules["ema"] = (loss == "byol", "--loss byol")
     rules.update({key: (not siamese, "the contrastive losses, not --loss simsiam/byol") for key in _CONTRASTIVE_ONLY})

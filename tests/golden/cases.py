@@ -63,7 +63,13 @@ SIM_SIZE = ("--steps", "300", "--n", "64")
 SIM_EXTRA: dict[str, tuple[str, ...]] = {}
 # (loss, variant, engine) the CLI rejects with exit code 2 -- see the module docstring.
 SIM_REJECTED = {("simclr", "normalize", e) for e in SIM_ENGINES}
-SIAMESE_VARIANTS = ("plain", "wd")  # --normalize / --bias are rejected for simsiam/byol
+# --normalize / --bias are rejected for simsiam/byol
+SIAMESE_VARIANTS = {
+    "plain": (),
+    "wd": SIM_VARIANTS["wd"],
+    "directpred": ("--directpred", "--lr-schedule", "constant"),
+    "directpred-none": ("--directpred", "--directpred-scale", "none"),
+}
 
 THEORY_LOSSES = ("infonce", "weighted", "beta", "scl")
 FIGURES = ("fig5-infonce", "fig5-weighted", "fig5-beta", "fig6-normalized", "fig1", "fig3", "fig7", "saddles", "slowing")
@@ -87,9 +93,9 @@ def _build_cases():
                               ["simulate", "--loss", loss, *SIM_SIZE, *SIM_EXTRA.get(loss, ()), *vargs,
                                "--engine", engine, "--json", "{json}"], "json"))
     for loss in SIM_SIAMESE:
-        for vname in SIAMESE_VARIANTS:
+        for vname, vargs in SIAMESE_VARIANTS.items():
             cases.append((f"simulate-{loss}-{vname}",
-                          ["simulate", "--loss", loss, *SIM_SIZE, *SIM_EXTRA.get(loss, ()), *SIM_VARIANTS[vname],
+                          ["simulate", "--loss", loss, *SIM_SIZE, *SIM_EXTRA.get(loss, ()), *vargs,
                            "--json", "{json}"], "json"))
     for loss in THEORY_LOSSES:
         cases.append((f"theory-{loss}", ["theory", "--loss", loss, "--json", "{json}"], "json"))
