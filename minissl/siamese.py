@@ -641,8 +641,9 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
             v, gW, gP = _siamese_loss(W, P, x1s[0], x2s[0], Wt, predictor, stop_gradient, eps_bn, objective,
                                       weight_decay, not directpred)
         if not (np.isfinite(v) and np.all(np.isfinite(gW)) and np.all(np.isfinite(W))):
-            raise FloatingPointError(f"training diverged at step {t} (loss == {v!r}); lower lr (== {lr!r})"
-                                     + (f" or predictor_lr (== {predictor_lr!r})." if predictor else "."))
+            hint = (f" or directpred_eps (== {directpred_eps!r})." if directpred else
+                    f" or predictor_lr (== {predictor_lr!r})." if predictor else ".")
+            raise FloatingPointError(f"training diverged at step {t} (loss == {v!r}); lower lr (== {lr!r})" + hint)
         if t % record_every == 0 or t == steps:
             hist["step"].append(t)
             hist["loss"].append(v)

@@ -209,6 +209,11 @@ def test_bad_directpred_options(kw, match):
         S.train_siamese("simsiam", directpred=True, steps=5, **kw)
 
 
+def test_divergence_names_directpred_eps():
+    with pytest.raises(FloatingPointError, match="directpred_eps"):
+        S.train_siamese("simsiam", directpred=True, directpred_eps=1e200, n=16, steps=5)
+
+
 def test_directpred_options_need_directpred():
     with pytest.raises(ValueError, match="directpred_eps == 0.2 applies with directpred=True"):
         S.train_siamese("simsiam", directpred_eps=0.2, steps=5)
