@@ -206,3 +206,72 @@ def directpred_theory(s, c, *, weight_decay=0.0, eps=0.1, scale="max", lr=None, 
             "slowest": slowest,
             "collapse": f"scale='max': the slowest direction has p = 1 + eps > s / (s + c), so |W| "
                         f"shrinks by {q:.6g} per step (log10 {math.log10(q):.3g}); the shape converges"}
+
+
+# ----------------------------------------------------------------------------- a training run's view
+
+def directpred_theory_in_basis(base, d1, *, sgd_constant, **kw):
+    """:func:`directpred_theory` in ``F``'s eigenbasis (the training run's ``theory``).
+
+    ``base`` is the learned predictor's theory of the same run (``s``, ``c`` sorted by
+    descending ``s``, ``decay_without_predictor``; None where ``C`` does not commute with
+    ``F``). None where the prediction does not apply: no commuting basis; ``scale="max"``
+    without constant-lr SGD (the decay factor per step is SGD's); more surviving
+    directions than ``d1`` rows.
+    """
+    if base is None or (kw["scale"] == "max" and not sgd_constant):
+        return None
+    th = directpred_theory(np.maximum(base["s"], 0.0), np.maximum(base["c"], 0.0), **kw)
+    if th is None or np.sum(th["alive"]) > d1:
+        return None
+    th.update(s=base["s"], c=base["c"], decay_without_predictor=base["decay_without_predictor"])
+    th["w2_sorted"] = np.sort(th["w2"])[::-1]
+    return th
+
+
+SHAPE_FLOOR = 1e-200
+
+
+def _along_F(F):
+    """``F``'s eigenvectors as columns, eigenvalues descending (the order of the theory's rows)."""
+    ev, U = np.linalg.eigh(F)
+    return U[:, np.argsort(ev)[::-1]]
+
+
+def directpred_checks(history, W, P, F, W0_norm, scale):
+    """A DirectPred run's per-direction diagnostics in ``F``'s eigenbasis ``u_j`` (descending ``s``).
+
+    ``w2_along_F`` (``|W u_j|^2``) and ``p_along_F`` (the predictor's Rayleigh quotient along
+    the embedding of ``u_j``, ``v^T P v / |v|^2`` with ``v = W u_j``; NaN where ``v = 0``)
+    at the end; for ``scale="max"`` ``p_along_F`` is read at the last snapshot above the
+    floor below (at the end ``W`` may have underflowed to 0).
+    With ``scale="max"`` also the *shape* and the decay of ``|W|`` per step, both from the
+    later half of the snapshots where ``|W| / |W_0| > SHAPE_FLOOR`` (later ones may have
+    lost precision to underflow): ``shape_along_F`` is the mean over them of
+    ``u_j^T W^T W u_j`` divided by its largest value (the shape fluctuates with the fresh
+    noise of every step), ``decay_per_step`` is ``exp`` of the least-squares slope of
+    ``log |W|`` against the step, and ``shape_steps`` the first and last step used.
+    """
+    U = _along_F(F)
+
+    def p_along(W, P):
+        v = W @ U
+        n2 = np.sum(v * v, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n2 > 0, np.einsum("ij,ik,kj->j", v, P, v) / n2, np.nan)
+
+    out = {"w2_along_F": np.sum((W @ U) ** 2, axis=0).tolist(), "p_along_F": p_along(W, P).tolist()}
+    if scale != "max":
+        return out
+    Ws = np.asarray(history["W"])
+    norms = np.linalg.norm(Ws, axis=(1, 2))
+    ok = np.flatnonzero(norms > SHAPE_FLOOR * W0_norm)
+    half = ok[len(ok) // 2:]
+    out["p_along_F"] = p_along(Ws[half[-1]], history["P"][half[-1]]).tolist()
+    along = np.sum((Ws[half] @ U) ** 2, axis=1)
+    out["shape_steps"] = [int(history["step"][half[0]]), int(history["step"][half[-1]])]
+    out["shape_along_F"] = np.mean(along / along.max(axis=1, keepdims=True), axis=0).tolist()
+    if half.size >= 2:
+        slope = np.polyfit(history["step"][half].astype(float), np.log(norms[half]), 1)[0]
+        out["decay_per_step"] = float(np.exp(slope))
+    return out

@@ -70,7 +70,7 @@ from . import _validation as V
 from ._progress import report
 from .directpred import SCALES as DIRECTPRED_SCALES
 from .directpred import _predictor as _directpred_predictor
-from .directpred import directpred_theory, quadratic_root, update_correlation
+from .directpred import directpred_checks, directpred_theory_in_basis, quadratic_root, update_correlation
 from .data import Augmentation, Dataset, gaussian_data, make_augmentation
 from .metrics import principal_angles, spectrum, trajectory
 from .train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer
@@ -411,72 +411,6 @@ def _commuting_theory(F, C, eta):
     return out
 
 
-def _directpred_commuting_theory(F, C, d1, *, sgd_constant, **kw):
-    """:func:`minissl.directpred.directpred_theory` in ``F``'s eigenbasis, sorted like :func:`_commuting_theory`.
-
-    None where it does not apply: ``C`` not commuting with ``F``; ``scale="max"`` without
-    constant-lr SGD (the decay factor per step is SGD's); more surviving directions than
-    ``d1`` rows.
-    """
-    base = _commuting_theory(F, C, kw["weight_decay"])
-    if base is None or (kw["scale"] == "max" and not sgd_constant):
-        return None
-    th = directpred_theory(np.maximum(base["s"], 0.0), np.maximum(base["c"], 0.0), **kw)
-    if th is None or np.sum(th["alive"]) > d1:
-        return None
-    th.update(s=base["s"], c=base["c"], decay_without_predictor=base["decay_without_predictor"])
-    th["w2_sorted"] = np.sort(th["w2"])[::-1]
-    return th
-
-
-SHAPE_FLOOR = 1e-200
-
-
-def _along_F(F):
-    """``F``'s eigenvectors as columns, eigenvalues descending (the order of the theory's rows)."""
-    ev, U = np.linalg.eigh(F)
-    return U[:, np.argsort(ev)[::-1]]
-
-
-def _directpred_checks(history, W, P, F, W0_norm, scale):
-    """DirectPred's per-direction diagnostics in ``F``'s eigenbasis ``u_j`` (descending ``s``).
-
-    ``w2_along_F`` (``|W u_j|^2``) and ``p_along_F`` (the predictor's Rayleigh quotient along
-    the embedding of ``u_j``, ``v^T P v / |v|^2`` with ``v = W u_j``; NaN where ``v = 0``)
-    at the end; for ``scale="max"`` ``p_along_F`` is read at the last snapshot above the
-    floor below (at the end ``W`` may have underflowed to 0).
-    With ``scale="max"`` also the *shape* and the decay of ``|W|`` per step, both from the
-    later half of the snapshots where ``|W| / |W_0| > SHAPE_FLOOR`` (later ones may have
-    lost precision to underflow): ``shape_along_F`` is the mean over them of
-    ``u_j^T W^T W u_j`` divided by its largest value (the shape fluctuates with the fresh
-    noise of every step), ``decay_per_step`` is ``exp`` of the least-squares slope of
-    ``log |W|`` against the step, and ``shape_steps`` the first and last step used.
-    """
-    U = _along_F(F)
-
-    def p_along(W, P):
-        v = W @ U
-        n2 = np.sum(v * v, axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n2 > 0, np.einsum("ij,ik,kj->j", v, P, v) / n2, np.nan)
-
-    out = {"w2_along_F": np.sum((W @ U) ** 2, axis=0).tolist(), "p_along_F": p_along(W, P).tolist()}
-    if scale != "max":
-        return out
-    Ws = np.asarray(history["W"])
-    norms = np.linalg.norm(Ws, axis=(1, 2))
-    ok = np.flatnonzero(norms > SHAPE_FLOOR * W0_norm)
-    half = ok[len(ok) // 2:]
-    out["p_along_F"] = p_along(Ws[half[-1]], history["P"][half[-1]]).tolist()
-    along = np.sum((Ws[half] @ U) ** 2, axis=1)
-    out["shape_steps"] = [int(history["step"][half[0]]), int(history["step"][half[-1]])]
-    out["shape_along_F"] = np.mean(along / along.max(axis=1, keepdims=True), axis=0).tolist()
-    if half.size >= 2:
-        slope = np.polyfit(history["step"][half].astype(float), np.log(norms[half]), 1)[0]
-        out["decay_per_step"] = float(np.exp(slope))
-    return out
-
-
 def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augmentation="isotropic", sigma=1.0,
                   theta=0.5, content_dims=None, d1=None, predictor=True, stop_gradient=True, batchnorm=False,
                   bn_eps=1e-5, objective="mse", ema=None, weight_decay=0.0, steps=3000, lr=0.05,
@@ -665,10 +599,10 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
     tr["step"] = history["step"]
     theory = None
     if objective == "mse" and not batchnorm and directpred and stop_gradient:
-        theory = _directpred_commuting_theory(
-            F, C, d1, weight_decay=weight_decay, eps=directpred_eps, scale=directpred_scale, lr=lr,
-            momentum=momentum, ema=ema if method == "byol" else 0.0, rho=directpred_rho,
-            sgd_constant=optimizer == "sgd" and lr_schedule == "constant")
+        theory = directpred_theory_in_basis(
+            _commuting_theory(F, C, weight_decay), d1, weight_decay=weight_decay, eps=directpred_eps,
+            scale=directpred_scale, lr=lr, momentum=momentum, ema=ema if method == "byol" else 0.0,
+            rho=directpred_rho, sgd_constant=optimizer == "sgd" and lr_schedule == "constant")
     elif objective == "mse" and not batchnorm and not directpred:
         theory = _commuting_theory(F, C, weight_decay)
         if theory is not None and not (predictor and stop_gradient):
@@ -710,7 +644,7 @@ def train_siamese(method="simsiam", *, data=None, n=256, variances=None, augment
         if predictor:
             checks["predictor_gap"] = predictor_gap(P, W, F, C, Wt)
     if directpred:
-        checks.update(_directpred_checks(history, W, P, F, W0_norm, directpred_scale))
+        checks.update(directpred_checks(history, W, P, F, W0_norm, directpred_scale))
     settings = {"method": method, "predictor": predictor, "stop_gradient": stop_gradient, "batchnorm": batchnorm,
                 "bn_eps": bn_eps, "objective": objective, "ema": ema if method == "byol" else None,
                 "weight_decay": weight_decay, "steps": steps, "lr": lr, "predictor_lr": predictor_lr,

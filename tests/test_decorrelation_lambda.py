@@ -34,8 +34,8 @@ def test_expected_losses_match_the_sample_losses(rng):
         z1, z2 = _views(rng, W, 20_000)
         barlow.append(R.barlow_core(z1, z2, lam=0.05, eps=1e-5)[0])
         vicreg.append(R.vicreg_core(z1, z2, inv=20.0, var=25.0, cov=1.0, eps=VIC_EPS)[0])
-    for sample, exact in ((barlow, D.barlow_population_loss(W, A0, C, lam=0.05)),
-                          (vicreg, D.vicreg_population_loss(W, A0, C, inv=20.0, eps=VIC_EPS))):
+    for sample, exact in ((barlow, D.expected_loss("barlow", W, A0, C, lam=0.05)),
+                          (vicreg, D.expected_loss("vicreg", W, A0, C, inv=20.0, eps=VIC_EPS))):
         se = np.std(sample, ddof=1) / math.sqrt(len(sample))
         assert abs(np.mean(sample) - exact) < 4 * se + 1e-4 * abs(exact), (np.mean(sample), exact, se)
 
@@ -65,7 +65,7 @@ def _barlow_rank_one(lam):
     """Every output on the top direction at unit variance, as a function of all of W's entries."""
     W0 = np.zeros((5, 5))
     W0[:, 0] = 1.0 / math.sqrt(5.0)
-    return W0, lambda w: D.barlow_population_loss(w.reshape(5, 5), A0, C, lam=lam, eps=0.0)
+    return W0, lambda w: D.expected_loss("barlow", w.reshape(5, 5), A0, C, lam=lam, eps=0.0)
 
 
 def test_barlow_rank_one_modes_have_the_derived_curvatures():
@@ -77,7 +77,7 @@ def test_barlow_rank_one_modes_have_the_derived_curvatures():
         W = np.zeros((5, 5))
         W[:, 0] = np.cos(theta) / math.sqrt(5.0)
         W[:, 1] = np.sin(theta) / 2.0  # direction 2 has variance 3 + 1
-        return D.barlow_population_loss(W, A0, C, lam=lam, eps=0.0)
+        return D.expected_loss("barlow", W, A0, C, lam=lam, eps=0.0)
 
     ev = np.linalg.eigvalsh(_hessian(loss, np.zeros(5), 1e-3))
     alpha = 2 * (1 - rho[0]) * (rho[0] - rho[1]) - 2 * lam * (4 * rho[0] ** 2 + rho[0] * rho[1])
@@ -105,7 +105,7 @@ def test_vicreg_rank_one_state_turns_unstable_at_inv_1():
         v = brentq(lambda v: 2 * inv * 0.2 - 25.0 / (2 * math.sqrt(v + VIC_EPS)) + 4 * 4 * v, 1e-9, 1.0)
         W0 = np.zeros((5, 5))
         W0[:, 0] = math.sqrt(v / 5.0)
-        f = lambda w: D.vicreg_population_loss(w.reshape(5, 5), A0, C, inv=inv, eps=VIC_EPS)  # noqa: E731
+        f = lambda w: D.expected_loss("vicreg", w.reshape(5, 5), A0, C, inv=inv, eps=VIC_EPS)  # noqa: E731
         H = _hessian(f, W0.ravel(), 1e-4)
         low = np.linalg.eigvalsh(H)[0]
         assert (low < -0.5) if unstable else (low > 0.5), (f_inv, low)  # the Hessian's lowest: -1.9 and +1.8
@@ -120,7 +120,7 @@ def test_vicreg_complete_collapse_threshold_is_the_hessian_at_zero():
             W = np.zeros((5, 5))
             W[0, 0] = h
             return W
-        return _rotation_curvature(lambda W: D.vicreg_population_loss(W, A0, C, inv=inv, eps=VIC_EPS), W_of, h=1e-4)
+        return _rotation_curvature(lambda W: D.expected_loss("vicreg", W, A0, C, inv=inv, eps=VIC_EPS), W_of, h=1e-4)
 
     assert curvature(0.98 * t["complete"]) < 0 < curvature(1.02 * t["complete"])
 
@@ -176,6 +176,6 @@ def test_threshold_bad_input():
     with pytest.raises(TypeError, match="lamb"):
         D.population_minimum("barlow", A0, C, lamb=0.1)
     with pytest.raises(ValueError, match="lam == -1"):
-        D.barlow_population_loss(np.eye(5), A0, C, lam=-1.0)
+        D.expected_loss("barlow", np.eye(5), A0, C, lam=-1.0)
     with pytest.raises(ValueError, match="columns"):
-        D.vicreg_population_loss(np.eye(4), A0, C)
+        D.expected_loss("vicreg", np.eye(4), A0, C)

@@ -204,3 +204,35 @@ def vicreg_core(z1, z2, inv=25.0, var=25.0, cov=1.0, gamma=1.0, eps=1e-4):
     v1, r1 = _vicreg_reg(z1, var, cov, gamma, eps)
     v2, r2 = _vicreg_reg(z2, var, cov, gamma, eps)
     return value + v1 + v2, g1 + r1, g2 + r2
+
+
+# ----------------------------------------------------------------------------- expected losses (linear encoder)
+
+
+def barlow_expected(W, A0, C, lam=5e-3, eps=1e-5):
+    """Expectation of :func:`barlow_core` (standardised) over Gaussian views, N -> infinity.
+
+    For ``z_a = W x_a``, ``x_a = x + eps_a`` with ``x ~ N(0, A0)`` and ``eps_a ~ N(0, C)``:
+    ``S = W (A0 + C) W^T``, ``Cc_kl = (W A0 W^T)_kl / sqrt((S_kk + eps)(S_ll + eps))`` and
+    ``L = sum_k (1 - Cc_kk)^2 + lam sum_{k != l} Cc_kl^2``. No argument checks
+    (:mod:`minissl.theory.decorrelation` validates).
+    """
+    S = W @ (A0 + C) @ W.T
+    dg = np.diag(S) + eps
+    Cc = (W @ A0 @ W.T) / np.sqrt(np.outer(dg, dg))
+    cd = np.diag(Cc)
+    return float(np.sum((1.0 - cd) ** 2) + lam * (np.sum(Cc * Cc) - np.sum(cd * cd)))
+
+
+def vicreg_expected(W, A0, C, inv=25.0, var=25.0, cov=1.0, gamma=1.0, eps=1e-4):
+    """Expectation of :func:`vicreg_core` over Gaussian views, N -> infinity (unbiased moments -> population).
+
+    ``L = inv/d tr(W 2C W^T) + var/d sum_k max(0, gamma - sqrt(S_kk + eps))
+    + 2 cov/d sum_{k != l} S_kl^2`` with ``S = W (A0 + C) W^T`` (both views). No argument checks.
+    """
+    d = W.shape[0]
+    S = W @ (A0 + C) @ W.T
+    dg = np.diag(S)
+    return float(inv / d * np.trace(W @ (2.0 * C) @ W.T)
+                 + var / d * np.sum(np.maximum(0.0, gamma - np.sqrt(dg + eps)))
+                 + 2.0 * cov / d * (np.sum(S * S) - np.sum(dg * dg)))

@@ -130,6 +130,10 @@ class LossSpec:
     paper_critical_n : bool
         The paper's printed ``B`` has a ``C / N`` term, hence a critical dataset size
         (Eq. 8; :func:`minissl.theory.critical_n_weighted`).
+    expected : callable or None
+        ``expected(W, A0, C, **params) -> float``: the loss's expectation over Gaussian
+        views of a linear encoder as N -> infinity (:mod:`minissl.theory.decorrelation`);
+        ``expected_fixed`` are the parameter values it assumes. None: not available.
     """
 
     name: str
@@ -153,6 +157,8 @@ class LossSpec:
     normalize_allowed: bool = True
     table1: dict | None = None
     paper_critical_n: bool = False
+    expected: Callable | None = None
+    expected_fixed: dict = field(default_factory=dict)
 
     def param(self, name):
         """The :class:`Param` called ``name`` (KeyError if the loss has none)."""
@@ -331,6 +337,7 @@ _BARLOW = LossSpec(
     quartic=lambda kw, A0, C, mean, scale=False: {"S": A0, "Sigma": A0 + C, "quartic": QUARTIC_BARLOW,
                                                   "lam": kw["lam"]},
     translation_invariant=lambda kw: bool(kw["standardize"]),
+    expected=reference.barlow_expected, expected_fixed={"standardize": True},
     table1={"loss": "Barlow Twins (raw cross-correlation)", "hessian": "2 A0", "paper_hessian": "A0 + C",
         "dim": False, "complete": False, "paper_dim": False, "paper_complete": False,
         "note": "With batch standardisation (the usual form) the loss is scale invariant and has "
@@ -366,6 +373,7 @@ _VICREG = LossSpec(
     no_landscape=("vicreg: no fourth-order landscape (the variance hinge sqrt(var + eps) expands "
                   "only for var << eps); effective_B(loss, A0, C, n=, d1=) gives its Hessian at 0."),
     translation_invariant=lambda kw: True,
+    expected=reference.vicreg_expected,
     table1={"loss": "VICReg", "hessian": "var / (2 d1 sqrt(eps)) (A0u + C) - 2 inv C / d1", "paper_hessian": "-A0 (Sec. 3.2 text)",
         "dim": True, "complete": True, "paper_dim": None, "paper_complete": None,
         "note": "Collapse needs var (a_i + c_i) <= 4 sqrt(eps) inv c_i: never at the default "

@@ -51,9 +51,10 @@ import math
 import numpy as np
 
 from .. import _validation as V
+from ..losses.registry import REGISTRY
 
-__all__ = ["LOSSES", "barlow_population_loss", "vicreg_population_loss", "canonical_correlations",
-           "population_minimum", "barlow_rank_one_threshold", "vicreg_thresholds"]
+__all__ = ["expected_loss", "canonical_correlations", "population_minimum", "barlow_rank_one_threshold",
+           "vicreg_thresholds"]
 
 
 def _moments(A0, C):
@@ -73,49 +74,44 @@ def _encoder(W, A0, C):
     return W, A0, C
 
 
-def _params(loss, params):
-    allowed = _DEFAULTS[loss]
+def _spec(loss):
+    """The registry entry of a loss with an expected form (its parameters, defaults and checks live there)."""
+    if loss not in REGISTRY or REGISTRY[loss].expected is None:
+        have = sorted(name for name, spec in REGISTRY.items() if spec.expected is not None)
+        raise ValueError(f"loss == {loss!r}, must be one with an expected form: {', '.join(have)}.")
+    return REGISTRY[loss]
+
+
+def _params(spec, params):
+    """The registry's defaults and checks for the expected loss's parameters."""
+    fixed = spec.expected_fixed
+    allowed = [p.name for p in spec.params if p.name not in fixed]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise TypeError(f"{loss}: unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}.")
-    out = {**allowed, **params}
-    for name, value in out.items():
-        out[name] = V.check_scalar(name, value, lo=0.0, lo_open=name in ("gamma",))
-    return out
+        raise TypeError(f"{spec.name}: unknown parameter(s) {', '.join(unknown)} for the expected loss; "
+                        f"allowed: {', '.join(allowed)}" + (f" ({', '.join(fixed)} fixed)." if fixed else "."))
+    return {p.name: p.check(params.get(p.name, p.default)) for p in spec.params if p.name not in fixed}
 
 
-def barlow_population_loss(W, A0, C, lam=5e-3, eps=1e-5):
-    """Expected standardised Barlow Twins loss of a linear encoder (module docstring)."""
+def expected_loss(loss, W, A0, C, **params):
+    """The loss's expectation over Gaussian views of the linear encoder ``W`` (module docstring).
+
+    Parameters
+    ----------
+    loss : str
+        A registry loss with an expected form (``spec.expected``): standardised Barlow
+        Twins, VICReg.
+    W : array_like, shape (d1, d0)
+    A0, C : array_like, shape (d0, d0)
+        Clean second moment and noise covariance.
+    **params
+        The loss's parameters, with the registry's defaults and checks.
+    """
+    spec = _spec(loss)
     W, A0, C = _encoder(W, A0, C)
-    return _barlow(W, A0, C, **_params("barlow", {"lam": lam, "eps": eps}))
+    return spec.expected(W, A0, C, **_params(spec, params))
 
 
-def vicreg_population_loss(W, A0, C, inv=25.0, var=25.0, cov=1.0, gamma=1.0, eps=1e-4):
-    """Expected VICReg loss of a linear encoder (module docstring; unbiased moments -> population)."""
-    W, A0, C = _encoder(W, A0, C)
-    return _vicreg(W, A0, C, **_params("vicreg", dict(inv=inv, var=var, cov=cov, gamma=gamma, eps=eps)))
-
-
-def _barlow(W, A0, C, lam, eps):
-    S = W @ (A0 + C) @ W.T
-    dg = np.diag(S) + eps
-    Cc = (W @ A0 @ W.T) / np.sqrt(np.outer(dg, dg))
-    cd = np.diag(Cc)
-    return float(np.sum((1.0 - cd) ** 2) + lam * (np.sum(Cc * Cc) - np.sum(cd * cd)))
-
-
-def _vicreg(W, A0, C, inv, var, cov, gamma, eps):
-    d = W.shape[0]
-    S = W @ (A0 + C) @ W.T
-    dg = np.diag(S)
-    return float(inv / d * np.trace(W @ (2.0 * C) @ W.T)
-                 + var / d * np.sum(np.maximum(0.0, gamma - np.sqrt(dg + eps)))
-                 + 2.0 * cov / d * (np.sum(S * S) - np.sum(dg * dg)))
-
-
-LOSSES = {"barlow": _barlow, "vicreg": _vicreg}
-_DEFAULTS = {"barlow": {"lam": 5e-3, "eps": 1e-5},
-             "vicreg": {"inv": 25.0, "var": 25.0, "cov": 1.0, "gamma": 1.0, "eps": 1e-4}}
 COLLAPSED = 1e-8
 
 
@@ -153,17 +149,17 @@ def population_minimum(loss, A0, C, d1=None, *, restarts=8, init_scale=0.1, seed
         ``W``, ``value``, ``spectrum`` (eigenvalues of ``S`` for VICReg, of the correlation
         matrix for Barlow; descending) and ``rank``.
     """
-    V.check_choice("loss", loss, tuple(LOSSES))
+    spec = _spec(loss)
     A0, C = _moments(A0, C)
     d0 = A0.shape[0]
     d1 = V.check_int("d1", d0 if d1 is None else d1, lo=1)
     restarts = V.check_int("restarts", restarts, lo=1)
     init_scale = V.check_scalar("init_scale", init_scale, lo=0.0, lo_open=True)
     rank_rtol = V.check_scalar("rank_rtol", rank_rtol, lo=0.0, hi=1.0)
-    params = _params(loss, params)
+    params = _params(spec, params)
     from scipy.optimize import minimize
 
-    f = LOSSES[loss]
+    f = spec.expected
     rng = np.random.default_rng(V.check_int("seed", seed, lo=0))
     best = None
     for _ in range(restarts):
@@ -173,12 +169,12 @@ def population_minimum(loss, A0, C, d1=None, *, restarts=8, init_scale=0.1, seed
             best = r
     W = best.x.reshape(d1, d0)
     S = W @ (A0 + C) @ W.T
-    if loss == "barlow":
+    if spec.expected_fixed.get("standardize"):  # invariant to each output's scale: compare correlations
         dn = 1.0 / np.sqrt(np.diag(S))
         S = dn[:, None] * S * dn[None, :]
-    spec = np.sort(np.linalg.eigvalsh(S))[::-1]
-    rank = int(np.sum(spec > rank_rtol * spec[0])) if spec[0] > COLLAPSED else 0
-    return {"W": W, "value": float(best.fun), "spectrum": spec, "rank": rank}
+    ev = np.sort(np.linalg.eigvalsh(S))[::-1]
+    rank = int(np.sum(ev > rank_rtol * ev[0])) if ev[0] > COLLAPSED else 0
+    return {"W": W, "value": float(best.fun), "spectrum": ev, "rank": rank}
 
 
 def barlow_rank_one_threshold(A0, C, d1):
@@ -192,8 +188,10 @@ def barlow_rank_one_threshold(A0, C, d1):
     return float((1.0 - rho[0]) * (rho[0] - rho[1]) / ((d1 - 1) * rho[0] ** 2 + rho[0] * rho[1]))
 
 
-def vicreg_thresholds(A0, C, d1, *, var=25.0, cov=1.0, gamma=1.0, eps=1e-4):
+def vicreg_thresholds(A0, C, d1, *, var=None, cov=None, gamma=None, eps=None):
     """VICReg's ``inv_1`` (rank one from here) and ``inv_c`` (complete collapse from here).
+
+    ``var``, ``cov``, ``gamma``, ``eps``: VICReg's parameters (default: the registry's).
 
     Returns
     -------
@@ -204,10 +202,11 @@ def vicreg_thresholds(A0, C, d1, *, var=25.0, cov=1.0, gamma=1.0, eps=1e-4):
     """
     d1 = V.check_int("d1", d1, lo=2)
     rho = canonical_correlations(A0, C)
-    var = V.check_scalar("var", var, lo=0.0, lo_open=True)
-    cov = V.check_scalar("cov", cov, lo=0.0, lo_open=True)
-    gamma = V.check_scalar("gamma", gamma, lo=0.0, lo_open=True)
-    eps = V.check_scalar("eps", eps, lo=0.0, lo_open=True)
+    given = {k: v for k, v in dict(var=var, cov=cov, gamma=gamma, eps=eps).items() if v is not None}
+    p = _params(_spec("vicreg"), given)
+    var, cov, gamma, eps = p["var"], p["cov"], p["gamma"], p["eps"]
+    if var <= 0 or cov <= 0:
+        raise ValueError(f"var == {var!r} and cov == {cov!r} must be > 0 for the thresholds.")
     kappa = 1.0 - rho
     if kappa[0] <= 0:
         raise ValueError("a noise-free direction (kappa = 0) never collapses; C must be positive along every "
